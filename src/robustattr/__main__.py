@@ -1,0 +1,3 @@
+from robustattr.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Command line: parses arguments and calls the library. Nothing else lives here.
+
+Exit status: 0 success, 2 bad input (config, path, dataset: one line, no traceback), 1 anything else.
+Results go to standard output as JSON (or the requested table format); progress and logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from robustattr.errors import UserInputError
+
+DATASET_NAMES = ("mnist", "fashion-mnist", "gtsrb", "flower17")
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from robustattr import data
+
+    _print_json(data.fetch(args.name, root=args.root))
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from robustattr import data
+
+    _print_json(data.describe(args.name, root=args.root))
+    return 0
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from robustattr.config import load_config
+
+    _print_json(load_config(args.config, args.set).to_dict())
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from robustattr.config import load_config
+    from robustattr.training import train
+
+    cfg = load_config(args.config, args.set)
+    _print_json(train(cfg, overwrite=args.overwrite))
+    return 0
+
+
+def _cmd_eval_pgd(args: argparse.Namespace) -> int:
+    from robustattr.config import load_run_or_config
+    from robustattr.evaluation import evaluate_pgd
+
+    _print_json(evaluate_pgd(load_run_or_config(args.target, args.set)))
+    return 0
+
+
+def _cmd_eval_attribution(args: argparse.Namespace) -> int:
+    from robustattr.config import load_run_or_config
+    from robustattr.evaluation import evaluate_attribution
+
+    overrides = list(args.set)
+    if args.target_box is not None:
+        overrides.append(f"attribution_attack_target={json.dumps(args.target_box)}")
+    _print_json(evaluate_attribution(load_run_or_config(args.target, overrides)))
+    return 0
+
+
+def _box(text: str) -> list[int]:
+    try:
+        box = [int(v) for v in text.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a box; give ROW0,COL0,ROW1,COL1 (pixel indices, end exclusive)"
+        )
+    return box
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustattr",
+        description="Train and evaluate image classifiers with robust Integrated-Gradients attributions.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_set(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--set", action="append", default=[], metavar="K=V",
+            help="override a config key (value parsed as JSON, else a string); repeatable",
+        )
+        return p
+
+    data_p = sub.add_parser("data", help="fetch and inspect datasets")
+    data_sub = data_p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_sub.add_parser("fetch", help="download/prepare a dataset into the cache")
+    fetch.add_argument("name", choices=DATASET_NAMES)
+    fetch.add_argument("--root", help="cache folder (default $ROBUSTATTR_DATA or ~/.cache/robustattr)")
+    fetch.set_defaults(func=_cmd_data_fetch)
+    info = data_sub.add_parser("info", help="where each dataset is, its sizes and checksums")
+    info.add_argument("name", nargs="?", choices=DATASET_NAMES)
+    info.add_argument("--root", help="cache folder")
+    info.set_defaults(func=_cmd_data_info)
+
+    config_p = sub.add_parser("config", help="validate configs")
+    config_sub = config_p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = with_set(config_sub.add_parser("check", help="validate and print the resolved config"))
+    check.add_argument("config")
+    check.set_defaults(func=_cmd_config_check)
+
+    train_p = with_set(sub.add_parser("train", help="train a model from a config"))
+    train_p.add_argument("config")
+    train_p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing run in model_dir (default: refuse unless continue_train)",
+    )
+    train_p.set_defaults(func=_cmd_train)
+
+    eval_p = sub.add_parser("eval", help="evaluate a trained run")
+    eval_sub = eval_p.add_subparsers(dest="eval_command", required=True, metavar="KIND")
+    pgd = with_set(eval_sub.add_parser("pgd", help="natural and PGD accuracy -> eval_pgd.json"))
+    pgd.add_argument("target", metavar="CONFIG|RUN_DIR")
+    pgd.set_defaults(func=_cmd_eval_pgd)
+    attr = with_set(eval_sub.add_parser(
+        "attribution", help="attribution robustness (IN, CO) -> eval_attribution.json"))
+    attr.add_argument("target", metavar="CONFIG|RUN_DIR")
+    attr.add_argument(
+        "--target-box", type=_box, metavar="R0,C0,R1,C1",
+        help="target region for attribution_attack_method=target",
+    )
+    attr.set_defaults(func=_cmd_eval_attribution)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except UserInputError as exc:
+        print(f"robustattr: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"robustattr: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robustattr: interrupted", file=sys.stderr)
+        return 130
