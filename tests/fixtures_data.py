@@ -1,0 +1,1 @@
+"""Fixtures for real datasets (owned by the data layer)."""

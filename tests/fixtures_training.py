@@ -1,0 +1,1 @@
+"""Fixtures for trained runs (owned by the training layer)."""
