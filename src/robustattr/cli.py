@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from robustattr.errors import UserInputError
+from robustattr.errors import TrainingError, UserInputError
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "gtsrb", "flower17")
 
@@ -151,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"robustattr: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingError as exc:
+        print(f"robustattr: error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if exc.filename is None:
             raise

@@ -10,11 +10,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserInputError", "did_you_mean"]
+__all__ = ["UserInputError", "TrainingError", "did_you_mean"]
 
 
 class UserInputError(ValueError):
     """Bad input: the message names the thing, what was wrong and what is allowed."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss): the message names the step and the last
+    good checkpoint. The CLI prints it on one line and exits with status 1."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
