@@ -1,1 +1,31 @@
-"""TODO"""
+"""Attributions: Integrated Gradients, simple gradients, saliency maps, the IG-of-loss regulariser.
+
+Pure functions over batched (B, C, H, W) tensors; nothing here prints or loops over examples.
+"""
+
+from robustattr.attribution.ig import integrated_gradients, path_gradients, right_riemann_alphas, simple_gradient
+from robustattr.attribution.regularizer import (
+    activation_bytes_per_image,
+    chunk_size_for_budget,
+    clipped_cross_entropy,
+    ig_regularizer,
+    loss_integrated_gradients,
+    loss_path_alphas,
+)
+from robustattr.attribution.saliency import gradient_saliency, ig_saliency, saliency_map
+
+__all__ = [
+    "activation_bytes_per_image",
+    "chunk_size_for_budget",
+    "clipped_cross_entropy",
+    "gradient_saliency",
+    "ig_regularizer",
+    "ig_saliency",
+    "integrated_gradients",
+    "loss_integrated_gradients",
+    "loss_path_alphas",
+    "path_gradients",
+    "right_riemann_alphas",
+    "saliency_map",
+    "simple_gradient",
+]
