@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -110,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     config_p = sub.add_parser("config", help="validate configs")
     config_sub = config_p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    check = with_set(config_sub.add_parser("check", help="validate and print the resolved config"))
+    from robustattr.config import describe_keys
+
+    check = with_set(config_sub.add_parser(
+        "check", help="validate and print the resolved config",
+        epilog=describe_keys(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    ))
     check.add_argument("config")
     check.set_defaults(func=_cmd_config_check)
 
@@ -159,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"robustattr: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error of ours.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("robustattr: interrupted", file=sys.stderr)
         return 130

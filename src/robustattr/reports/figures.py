@@ -1,0 +1,144 @@
+"""Figures: the attack panel of spec §5 (one row per model) and training curves.
+
+matplotlib is imported lazily with the Agg backend, so importing robustattr stays light and
+figures render without a display. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robustattr.errors import UserInputError
+
+__all__ = ["Panel", "draw_attack_panels", "draw_training_curves"]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One model's row: an image, its IG map, the attacked image and its IG map.
+
+    Attributes:
+        label: row title (run and method).
+        image, image_adv: (H, W) in [0, 1] or (H, W, 3) in [0, 255] as float arrays.
+        saliency, saliency_adv: (H, W) non-negative maps.
+        intersection, kendall: similarity of the two maps (top-k intersection in [0, 1], tau-b).
+        true_label, predicted_adv: the class before and the prediction after the attack.
+    """
+
+    label: str
+    image: np.ndarray
+    saliency: np.ndarray
+    image_adv: np.ndarray
+    saliency_adv: np.ndarray
+    intersection: float
+    kendall: float
+    true_label: int
+    predicted_adv: int
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.family": "sans-serif", "font.size": 11})
+    return plt
+
+
+def _save(fig, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _show_image(ax, image: np.ndarray) -> None:
+    if image.ndim == 2:
+        ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(np.clip(image, 0, 255).astype(np.uint8))
+
+
+def draw_attack_panels(panels: list[Panel], out: str | Path) -> Path:
+    """Write a PNG with one row per panel: image, IG map, attacked image, its IG map."""
+    plt = _pyplot()
+    rows = len(panels)
+    fig, axes = plt.subplots(rows, 4, figsize=(13, 3.4 * rows), squeeze=False)
+    titles = ("Original Image", "Original Image Saliency Map", "Perturbed Image", "Perturbed Image Saliency Map")
+    for row, panel in enumerate(panels):
+        _show_image(axes[row, 0], panel.image)
+        axes[row, 1].imshow(panel.saliency, cmap="hot")
+        _show_image(axes[row, 2], panel.image_adv)
+        axes[row, 3].imshow(panel.saliency_adv, cmap="hot")
+        for col, ax in enumerate(axes[row]):
+            ax.set_title(titles[col], fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(panel.label, fontsize=11)
+        axes[row, 2].set_xlabel(f"label {panel.true_label}, predicted {panel.predicted_adv}", fontsize=9)
+        axes[row, 3].set_xlabel(
+            f"top-k intersection {100 * panel.intersection:.1f}%   Kendall {panel.kendall:.3f}", fontsize=10
+        )
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def _read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        raise UserInputError(f"{path}: missing; train the run first (robustattr train CONFIG)")
+    records = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a killed run
+    return records
+
+
+def draw_training_curves(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Loss, natural/adversarial batch accuracy and the IG term against the step, one line per run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = (
+        ("loss", ("loss",), "loss"),
+        ("accuracy", ("nat_acc", "natural_accuracy", "adv_acc", "adversarial_accuracy"), "batch accuracy"),
+        ("IG term", ("ig_term", "ig_norm", "regularizer"), "‖IG‖₁"),
+    )
+    for run_dir in map(Path, run_dirs):
+        records = _read_metrics(run_dir)
+        steps = [r.get("step") for r in records]
+        for ax, (_title, keys, _ylabel) in zip(axes, panels):
+            for key in keys:
+                values = [r.get(key) for r in records]
+                if any(v is not None for v in values):
+                    pts = [(s, v) for s, v in zip(steps, values) if v is not None and s is not None]
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{run_dir.name}: {key}")
+    for ax, (title, _keys, ylabel) in zip(axes, panels):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
