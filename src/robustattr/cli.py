@@ -71,6 +71,27 @@ def _cmd_eval_attribution(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from robustattr.reports import report
+
+    print(report(args.runs, args.format), end="")
+    return 0
+
+
+def _cmd_figure(args: argparse.Namespace) -> int:
+    from robustattr.evaluation.panel import write_figure
+
+    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from robustattr.demo import run_demo
+
+    print(run_demo(args.out, data_root=args.root), end="")
+    return 0
+
+
 def _box(text: str) -> list[int]:
     try:
         box = [int(v) for v in text.split(",")]
@@ -141,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="target region for attribution_attack_method=target",
     )
     attr.set_defaults(func=_cmd_eval_attribution)
+
+    report_p = sub.add_parser("report", help="the paper's Table 1 layout for a set of runs")
+    report_p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    report_p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    report_p.set_defaults(func=_cmd_report)
+
+    figure_p = sub.add_parser(
+        "figure", help="image / IG map / attacked image / IG map, one row per run (and training curves)")
+    figure_p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    figure_p.add_argument("--index", type=int, default=None,
+                          help="test image index (default: the original notebook's image for the dataset)")
+    figure_p.add_argument("--out", help="PNG path (default: RUN_DIR/figure_attack_<index>.png of the first run)")
+    figure_p.add_argument("--curves", action="store_true",
+                          help="draw training curves from metrics.jsonl instead of the attack panel")
+    figure_p.set_defaults(func=_cmd_figure)
+
+    demo_p = sub.add_parser("demo", help="MNIST end to end: NATURAL vs IG-NORM, table and figure")
+    demo_p.add_argument("--out", default="runs/demo", help="folder for the demo's runs (default runs/demo)")
+    demo_p.add_argument("--root", help="dataset cache folder")
+    demo_p.set_defaults(func=_cmd_demo)
     return parser
 
 
