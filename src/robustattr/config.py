@@ -251,6 +251,10 @@ class Config:
     memory_budget_mb: int | None = _key(_INT, None, "bounds the examples per IG chunk", _ONE, nullable=True)
     num_eval_examples: int = _key(_INT, lambda r: r.info.split_sizes["test"], "test images evaluated", _ONE)
     eval_batch_size: int = _key(_INT, 100, "evaluation batch size", _ONE)
+    num_adversarial_examples: int | None = _key(
+        _INT, None, "AA on the first N of them (default: all)", _ONE, nullable=True)
+    num_attribution_examples: int | None = _key(
+        _INT, None, "IN/CO on the first N of them (default: all)", _ONE, nullable=True)
     attribution_batch_size: int | None = _key(_INT, None, "images attacked together", _ONE, nullable=True)
     epsilon: float = _key(_FLOAT, _by_dataset(0.3, 8.0, fashion_mnist=0.1), "L-inf radius, pixel units", _POS)
     num_steps: int = _key(_INT, _by_dataset(40, 7, fashion_mnist=20), "PGD steps (alias k)", _NONNEG)
