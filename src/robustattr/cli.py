@@ -25,7 +25,7 @@ def _print_json(obj: object) -> None:
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from robustattr import data
 
-    _print_json(data.fetch(args.name, root=args.root))
+    _print_json(data.fetch(args.name, root=args.root, source_dir=args.source_dir))
     return 0
 
 
@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data_sub.add_parser("fetch", help="download/prepare a dataset into the cache")
     fetch.add_argument("name", choices=DATASET_NAMES)
     fetch.add_argument("--root", help="cache folder (default $ROBUSTATTR_DATA or ~/.cache/robustattr)")
+    fetch.add_argument(
+        "--source-dir", help="folder with raw files you already have (IDX files, GTSRB pickles, 17flowers.tgz)")
     fetch.set_defaults(func=_cmd_data_fetch)
     info = data_sub.add_parser("info", help="where each dataset is, its sizes and checksums")
     info.add_argument("name", nargs="?", choices=DATASET_NAMES)
