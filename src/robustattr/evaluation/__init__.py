@@ -1,1 +1,20 @@
-"""TODO"""
+"""Evaluation drivers: NA/AA (``evaluate_pgd``) and IN/CO (``evaluate_attribution``) of a trained run.
+
+Drivers own the loops over the test set, the result files in the run directory and the progress
+bars; the algorithms they call (``attacks``) stay pure batched functions.
+"""
+
+from robustattr.evaluation.accuracy import PGD_RESULT_FILE, evaluate_pgd
+from robustattr.evaluation.attribution_robustness import (
+    ATTRIBUTION_EXAMPLES_FILE,
+    ATTRIBUTION_RESULT_FILE,
+    evaluate_attribution,
+)
+
+__all__ = [
+    "evaluate_pgd",
+    "evaluate_attribution",
+    "PGD_RESULT_FILE",
+    "ATTRIBUTION_RESULT_FILE",
+    "ATTRIBUTION_EXAMPLES_FILE",
+]

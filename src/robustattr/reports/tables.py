@@ -87,14 +87,17 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
                 if config.get(key, paper_cfg[key]) < paper_cfg[key]:
                     reduced.append(f"training {key} {config.get(key)} (paper {paper_cfg[key]})")
         if pgd:
+            aa_examples = pgd.get("num_adversarial_examples") or pgd.get("num_examples")
             budget["pgd"] = {
-                "examples": pgd.get("num_examples"),
+                "examples": aa_examples,
                 "epsilon": _setting(pgd, "epsilon"),
                 "steps": _setting(pgd, "num_steps"),
                 "step_size": _setting(pgd, "step_size"),
             }
             if (pgd.get("num_examples") or 0) < paper_cfg["num_eval_examples"]:
-                reduced.append(f"AA on {pgd.get('num_examples')} of {paper_cfg['num_eval_examples']} test images")
+                reduced.append(f"NA on {pgd.get('num_examples')} of {paper_cfg['num_eval_examples']} test images")
+            if (aa_examples or 0) < paper_cfg["num_eval_examples"]:
+                reduced.append(f"AA on {aa_examples} of {paper_cfg['num_eval_examples']} test images")
             if (_setting(pgd, "num_steps") or 0) < paper_cfg["num_steps"]:
                 reduced.append(f"AA PGD {_setting(pgd, 'num_steps')} steps (paper {paper_cfg['num_steps']})")
         if attr:

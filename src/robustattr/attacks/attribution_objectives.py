@@ -1,0 +1,119 @@
+"""Pieces of the attribution attack (spec §4.2/§4.3): saliency maps, ascent objectives, criteria.
+
+Every function is batched over dim 0 and keeps its tensors on the input's device. Saliency maps
+are (B, H, W), channel-summed |attribution| normalised to sum to H·W (spec §2.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from robustattr.attribution import integrated_gradients, saliency_map, simple_gradient
+from robustattr import metrics
+from robustattr.metrics import kendall_tau, mass_center, spearman, top_k_intersection
+
+METHODS = ("random", "topK", "mass_center", "target")
+MEASURES = ("kendall", "intersection", "spearman", "mass_center")
+SALIENCIES = ("ig", "simple_gradient")
+
+
+class Softplus(nn.Module):
+    """Weight-sharing softplus surrogate of a robustattr model (``model(x, softplus=True)``).
+
+    Built here rather than imported from ``robustattr.models`` so that attacks depend on the
+    models' call contract only, not on the models package (design.md §Layers).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x, softplus=True)
+
+
+def saliency(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    kind: str,
+    ig_steps: int,
+    *,
+    create_graph: bool = False,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """(B, H, W) saliency of the logit of ``y``: IG with zero baseline (``ig``) or |∇x| (``simple_gradient``).
+
+    With ``create_graph=True`` the map stays differentiable w.r.t. ``x`` (which must require grad):
+    autograd then gives the exact total derivative through all counterfactuals, their i/n weights
+    and the (x − 0) factor, as the original's attack direction (spec §4.2).
+    """
+    if kind == "ig":
+        attr = integrated_gradients(
+            model, x, y, steps=ig_steps, create_graph=create_graph, chunk_size=chunk_size
+        )
+    else:
+        attr = simple_gradient(model, x, y, create_graph=create_graph)
+    return saliency_map(attr)
+
+
+def top_k_mask(s: Tensor, k: int) -> Tensor:
+    """(B, H, W) {0, 1} mask, in s's dtype, of the ``k`` largest entries of each map ``s`` (B, H, W)."""
+    return metrics.top_k_mask(s, k).view_as(s).to(s.dtype)
+
+
+def truncated_center(s: Tensor) -> Tensor:
+    """(B, 2) saliency mass centre (row, col) truncated to integers, as the original's ``int()``."""
+    return torch.trunc(mass_center(s))
+
+
+def objective(method: str, s2: Tensor, *, mask: Tensor | None, center0: Tensor | None,
+              target_map: Tensor | None) -> Tensor:
+    """(B,) quantity D the attack ascends, from the surrogate saliency ``s2`` (B, H, W).
+
+    topK: −Σ M⊙S₂ (move mass off the original top-k); mass_center: ‖c(S₂) − c⁰‖²;
+    target: Σ S₂⊙target_map (move mass into the target region).
+    """
+    if method == "topK":
+        return -(mask * s2).flatten(1).sum(1)
+    if method == "mass_center":
+        return (mass_center(s2) - center0).pow(2).sum(1)
+    if method == "target":
+        return (target_map * s2).flatten(1).sum(1)
+    raise ValueError(f"no objective for method {method!r}")  # random never gets here
+
+
+def random_sign(like: Tensor, generators: Sequence[torch.Generator] | torch.Generator | None) -> Tensor:
+    """±1 tensor shaped like ``like`` (B, C, H, W): the sign of standard Gaussians.
+
+    With one generator per example each example draws its own (C, H, W) block in turn, so its
+    stream does not depend on the batch it sits in; a single generator (or None, the global RNG)
+    draws the whole batch at once. Draws are float32 whatever ``like``'s dtype, so a float64 run
+    sees the same signs.
+    """
+    if generators is None or isinstance(generators, torch.Generator):
+        device = like.device if generators is None else generators.device
+        noise = torch.randn(like.shape, generator=generators, device=device)
+    else:
+        noise = torch.stack(
+            [torch.randn(like.shape[1:], generator=g, device=g.device) for g in generators]
+        )
+    return noise.to(device=like.device, dtype=like.dtype).sign()
+
+
+def criterion(measure: str, s0: Tensor, s: Tensor, *, k_top: int, center0: Tensor | None) -> Tensor:
+    """(B,) similarity between the original map ``s0`` and ``s`` (both (B, H, W)); lower = stronger.
+
+    kendall τ-b, spearman ρ, intersection |top-k ∩ top-k| / k, or mass_center −‖c⁰ − c(s)‖ with
+    integer-truncated centres (c⁰ from the softplus map, as the original; spec §10.9).
+    """
+    if measure == "kendall":
+        return kendall_tau(s0, s)
+    if measure == "spearman":
+        return spearman(s0, s)
+    if measure == "intersection":
+        return top_k_intersection(s0, s, k_top)
+    return -(center0 - truncated_center(s)).pow(2).sum(1).sqrt()

@@ -1,0 +1,141 @@
+"""``robustattr eval pgd|attribution`` end to end on a briefly trained NATURAL MNIST run.
+
+Budgets are tiny (a handful of images, 1–2 attack steps, 4 IG points): these tests check files,
+keys, batching invariance and resuming, not attack strength (tests/attacks covers that).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robustattr import cli
+from robustattr.evaluation import attribution_robustness
+
+TINY_ATTACK = ["attribution_attack_steps=2", "num_IG_steps=4", "attribution_attack_times=2",
+               "attribution_attack_step_size=0.05"]
+
+
+@pytest.fixture
+def run_dir(natural_mnist_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's run: the drivers write their results into it."""
+    return Path(shutil.copytree(natural_mnist_run, tmp_path / "run"))
+
+
+def _cli(capsys, *args: str) -> tuple[int, dict | None, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def _sets(*items: str) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_eval_pgd_writes_accuracies_and_settings(run_dir, capsys):
+    code, result, _ = _cli(capsys, "eval", "pgd", run_dir, *_sets(
+        "num_eval_examples=30", "num_adversarial_examples=12", "num_steps=3", "eval_batch_size=8",
+        "loss_func=ar_approx"))
+    assert code == 0
+    assert json.loads((run_dir / "eval_pgd.json").read_text()) == result
+    assert result["num_examples"] == 30 and result["num_adversarial_examples"] == 12
+    assert 0.5 <= result["natural_accuracy"] <= 1
+    assert 0 <= result["adversarial_accuracy"] <= 1
+    # An IG training loss cannot drive PGD on an evaluation model (spec §10.4): xent is used and said so.
+    assert result["loss"] == "xent" and result["loss_func"] == "ar_approx"
+    for key in ("epsilon", "num_steps", "step_size", "random_start", "checkpoint_step"):
+        assert key in result
+
+
+@pytest.mark.parametrize("method", ["random", "topK"])
+def test_eval_attribution_same_results_for_any_batch_size(natural_mnist_run, tmp_path, capsys, method):
+    results, rows = [], []
+    for batch in (3, 8):
+        run = Path(shutil.copytree(natural_mnist_run, tmp_path / f"run{batch}"))
+        code, result, _ = _cli(capsys, "eval", "attribution", run, *_sets(
+            "num_eval_examples=8", f"attribution_batch_size={batch}",
+            f"attribution_attack_method={method}", "k_top=100", *TINY_ATTACK))
+        assert code == 0
+        assert json.loads((run / "eval_attribution.json").read_text()) == result
+        results.append(result)
+        rows.append(_rows(run / "eval_attribution_examples.csv"))
+    first = results[0]
+    assert first["num_examples"] == 8 and 0 < first["num_attacked"] <= 8
+    assert first["accuracy"] == first["num_attacked"] / 8
+    for key in ("top_k_intersection", "kendall", "spearman"):
+        assert -1 <= first[key] <= 1
+    assert 0 <= first["top_k_intersection"] <= 1
+    assert first["attribution_attack_method"] == method and first["num_IG_steps"] == 4
+    assert [r["index"] for r in rows[0]] == [str(i) for i in range(8)]
+    assert rows[0] == rows[1] and results[0] == results[1]
+
+
+def test_eval_attribution_resumes_after_interruption(run_dir, capsys, monkeypatch):
+    attacked: list[list[int]] = []
+    real_attack = attribution_robustness.attribution_attack
+
+    def counting(model, x, y, **kw):
+        attacked.append(len(x))
+        if fail_after is not None and len(attacked) > fail_after:
+            raise KeyboardInterrupt  # killed while the second batch is attacked
+        return real_attack(model, x, y, **kw)
+
+    monkeypatch.setattr(attribution_robustness, "attribution_attack", counting)
+    common = ["attribution_batch_size=3", *TINY_ATTACK]
+    csv_path = run_dir / "eval_attribution_examples.csv"
+
+    fail_after = 1
+    code, _, err = _cli(capsys, "eval", "attribution", run_dir, *_sets("num_eval_examples=8", *common))
+    assert code == 130 and "interrupted" in err
+    assert [r["index"] for r in _rows(csv_path)] == ["0", "1", "2"]
+    assert not (run_dir / "eval_attribution.json").exists()
+    done_bytes = csv_path.read_bytes()
+
+    fail_after, attacked = None, []
+    code, result, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets("num_eval_examples=8", *common))
+    assert code == 0 and attacked == [3, 2]  # indices 3..7 only
+    assert csv_path.read_bytes().startswith(done_bytes)
+    assert result["num_examples"] == 8
+
+    attacked = []
+    code, result16, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets("num_eval_examples=10", *common))
+    assert code == 0 and attacked == [2] and result16["num_examples"] == 10
+    assert [r["index"] for r in _rows(csv_path)] == [str(i) for i in range(10)]
+
+    # Other settings: the old rows are kept aside, never mixed in, and everything is recomputed.
+    attacked = []
+    code, _, _ = _cli(capsys, "eval", "attribution", run_dir,
+                      *_sets("num_eval_examples=4", *common, "attribution_attack_steps=1"))
+    assert code == 0 and attacked == [3, 1]
+    assert len(_rows(csv_path)) == 4
+    stale = list(run_dir.glob("eval_attribution_examples.stale-*.csv"))
+    assert len(stale) == 1 and len(_rows(stale[0])) == 10
+
+
+def test_eval_attribution_target_box(run_dir, capsys):
+    code, result, _ = _cli(capsys, "eval", "attribution", run_dir, "--target-box", "4,4,12,12", *_sets(
+        "num_eval_examples=2", "attribution_attack_method=target", "attribution_attack_times=1",
+        "attribution_attack_steps=1", "num_IG_steps=4"))
+    assert code == 0 and result["attribution_attack_target"] == [4, 4, 12, 12]
+
+
+def test_eval_without_checkpoint_exits_2(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": "mnist", "data_root": str(tmp_path)}))
+    for kind in ("pgd", "attribution"):
+        code, _, err = _cli(capsys, "eval", kind, tmp_path)
+        assert code == 2
+        assert err.count("\n") == 1 and "no checkpoint in" in err and "Traceback" not in err
+
+
+def test_eval_attribution_bad_k_top_exits_2(run_dir, capsys):
+    code, _, err = _cli(capsys, "eval", "attribution", run_dir, *_sets("k_top=785"))
+    assert code == 2 and "k_top" in err and "784" in err and "Traceback" not in err

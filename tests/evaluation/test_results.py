@@ -1,0 +1,52 @@
+"""The resumable per-example CSV and the atomic JSON writer (no model involved)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from robustattr.evaluation.results import ExampleLog, settings_digest, write_json_atomic
+
+SETTINGS = {"attribution_attack_method": "topK", "epsilon": 0.3}
+
+
+def test_rows_round_trip_exactly(tmp_path):
+    log = ExampleLog(tmp_path / "ex.csv", SETTINGS)
+    assert log.open() == {}
+    log.append([(0, 7, True, 0.1 + 0.2, 1 / 3, -0.0), (1, 2, False, math.nan, math.nan, math.nan)])
+    rows = ExampleLog(tmp_path / "ex.csv", SETTINGS).open()
+    assert rows[0] == {"index": 0, "label": 7, "correct": 1, "intersection": 0.1 + 0.2,
+                       "spearman": 1 / 3, "kendall": -0.0}
+    assert rows[1]["correct"] == 0 and math.isnan(rows[1]["kendall"])
+
+
+def test_a_line_cut_by_a_crash_is_dropped_and_recomputed(tmp_path):
+    path = tmp_path / "ex.csv"
+    log = ExampleLog(path, SETTINGS)
+    log.open()
+    log.append([(0, 1, 1, 0.5, 0.5, 0.5)])
+    with open(path, "a") as fh:
+        fh.write("1,3,1,0.2")  # the process died mid-write
+    again = ExampleLog(path, SETTINGS)
+    assert set(again.open()) == {0}
+    again.append([(1, 3, 1, 0.25, 0.5, 0.75)])
+    assert path.read_text().splitlines()[-1] == "1,3,1,0.25,0.5,0.75"
+    assert set(ExampleLog(path, SETTINGS).open()) == {0, 1}
+
+
+def test_other_settings_move_the_old_file_aside(tmp_path):
+    path = tmp_path / "ex.csv"
+    ExampleLog(path, SETTINGS).open()
+    ExampleLog(path, SETTINGS).append([(0, 1, 1, 0.5, 0.5, 0.5)])
+    other = SETTINGS | {"epsilon": 0.1}
+    assert ExampleLog(path, other).open() == {}
+    stale = tmp_path / f"ex.stale-{settings_digest(SETTINGS)[:12]}.csv"
+    assert stale.exists() and "0,1,1,0.5" in stale.read_text()
+    assert json.loads(stale.with_suffix(".settings.json").read_text())["settings"] == SETTINGS
+    assert json.loads(path.with_suffix(".settings.json").read_text())["settings"] == other
+
+
+def test_json_is_atomic_and_nan_becomes_null(tmp_path):
+    write_json_atomic(tmp_path / "r.json", {"kendall": math.nan, "box": (1, 2)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"kendall": None, "box": [1, 2]}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
