@@ -1,0 +1,32 @@
+"""Madry et al.'s PGD adversarial training: CE of the PGD examples only, no clean term (spec §3.2, §10.16)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustattr.training.objectives._base import (
+    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, weight_decay_term,
+)
+
+
+def madry(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> LossOut:
+    """Σ (or mean) CE(f(x'), y) + wd·Σ‖w‖²/2 with x' = PGD(x) under ``params.loss_func``.
+
+    Args:
+        x: (B, C, H, W) float in ``params.bounds``; y: (B,) int64.
+    """
+    x_adv = adversarial(model, x, y, params)
+    adv_logits = model(x_adv)
+    adv_ce = cross_entropy(adv_logits, y, params.reduction)
+    loss = adv_ce + weight_decay_term(model, params)
+    with torch.no_grad():  # for the logs only: one forward against the 41 of the step
+        nat_logits = model(x)
+    per_example = x.shape[0] if params.reduction == "sum" else 1
+    return LossOut(loss, {
+        "loss": loss.detach(),
+        "nat_acc": accuracy(nat_logits, y),
+        "nat_loss": cross_entropy(nat_logits, y, "mean"),
+        "adv_acc": accuracy(adv_logits, y),
+        "adv_loss": adv_ce.detach() / per_example,
+    })
