@@ -23,8 +23,7 @@ install: $(VENV)/.stamp-base
 install-dev: $(VENV)/.stamp-dev
 
 demo: $(VENV)/.stamp-base
-	$(VENV)/bin/robustattr data fetch mnist
-	@echo "MNIST is ready. Next: $(VENV)/bin/robustattr train configs/mnist/natural-quick.json"
+	$(VENV)/bin/robustattr demo --out runs/demo
 
 test: $(VENV)/.stamp-dev
 	$(PY) -m pytest -q

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "natural": {
         "training_objective": "nat",
-        "max_num_training_steps": 1500,
+        "max_num_training_steps": 1000,
         "learning_rate": 1e-3,
     },
     "ig-norm": {
@@ -33,7 +33,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         # affords leave accuracy too low to compare at equal NA.
         "training_objective": "ar",
         "init_from": "natural",
-        "max_num_training_steps": 150,
+        "max_num_training_steps": 300,
         "learning_rate": 1e-3,
         "m": 5,
         "approx_factor": 5,
@@ -47,12 +47,12 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
 DEMO_EVAL: dict[str, Any] = {
     "num_eval_examples": 10_000,
     "num_adversarial_examples": 1_000,
-    "num_attribution_examples": 100,
+    "num_attribution_examples": 50,
     "num_steps": 40,
     "step_size": 0.01,
-    "num_IG_steps": 30,
-    "attribution_attack_steps": 30,
-    "attribution_attack_step_size": 0.02,
+    "num_IG_steps": 20,
+    "attribution_attack_steps": 20,
+    "attribution_attack_step_size": 0.03,
     "attribution_attack_times": 1,
     "loss_func": "xent",
 }

@@ -124,8 +124,11 @@ def test_nan_loss_stops_naming_the_last_good_checkpoint(config_file, tmp_path, m
 
 def _spawn(config_file: Path, run_dir: Path, steps: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same kernels as in-process
+    # A shell that starts pytest in the background leaves SIGINT ignored, and children inherit
+    # that; restore the default so the Ctrl-C test sends what a terminal would.
     return subprocess.Popen([sys.executable, "-m", "robustattr", *_argv(config_file, run_dir, "nat", steps)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 120.0) -> None:
