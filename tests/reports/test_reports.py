@@ -1,0 +1,97 @@
+"""``robustattr report`` and ``robustattr figure`` on real (briefly trained) MNIST runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robustattr import cli
+from robustattr.reports import paper_result
+from robustattr.reports.figures import Panel, draw_attack_panels
+
+TINY = ["num_eval_examples=40", "num_adversarial_examples=10", "num_steps=3", "num_attribution_examples=3",
+        "attribution_attack_steps=2", "num_IG_steps=4", "attribution_attack_times=1",
+        "attribution_attack_step_size=0.05", "k_top=100"]
+
+
+def _sets(items):
+    return [arg for item in items for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(natural_mnist_run: Path, tmp_path_factory) -> Path:
+    run = Path(shutil.copytree(natural_mnist_run, tmp_path_factory.mktemp("reports") / "natural"))
+    assert cli.main(["eval", "pgd", str(run), *_sets(TINY)]) == 0
+    assert cli.main(["eval", "attribution", str(run), *_sets(TINY)]) == 0
+    return run
+
+
+def _report(capsys, *args: str) -> str:
+    capsys.readouterr()
+    assert cli.main(["report", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_markdown_table_has_ours_beside_the_papers_and_flags_reduced_budgets(evaluated_run, capsys):
+    text = _report(capsys, str(evaluated_run))
+    pgd = json.loads((evaluated_run / "eval_pgd.json").read_text())
+    attr = json.loads((evaluated_run / "eval_attribution.json").read_text())
+    row = next(line for line in text.splitlines() if line.startswith("| mnist | NATURAL"))
+    assert f"{100 * pgd['natural_accuracy']:.2f}%" in row
+    assert f"{attr['kendall']:.4f}" in row
+    assert "99.17%" in row and "0.1758" in row  # the paper's NATURAL MNIST NA and CO
+    assert "REDUCED" in text and "training 300 of 25000 steps" in text
+    assert "AA on 10 of 10000 test images" in text
+
+
+def test_csv_and_json_formats_carry_the_same_numbers(evaluated_run, capsys):
+    rows = list(csv.DictReader(io.StringIO(_report(capsys, str(evaluated_run), "--format", "csv"))))
+    data = json.loads(_report(capsys, str(evaluated_run), "--format", "json"))
+    assert len(rows) == len(data) == 1
+    assert float(rows[0]["NA"]) == pytest.approx(data[0]["natural_accuracy"])
+    assert float(rows[0]["paper_IN"]) == pytest.approx(paper_result("mnist", "NATURAL")[2])
+    assert data[0]["budget"]["attribution_attack"]["steps"] == 2
+
+
+def test_report_on_a_folder_that_is_not_a_run_exits_2(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a run directory" in err and "Traceback" not in err
+
+
+def test_figure_draws_one_row_per_run(evaluated_run, tmp_path, capsys):
+    other = Path(shutil.copytree(evaluated_run, tmp_path / "second"))
+    out = tmp_path / "panel.png"
+    capsys.readouterr()
+    assert cli.main(["figure", str(evaluated_run), str(other), "--index", "0", "--out", str(out),
+                     *[]]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    from PIL import Image
+
+    with Image.open(out) as img:
+        width, height = img.size
+    assert width > 800 and height > 500  # two rows of four panels
+
+
+def test_figure_of_a_misclassified_or_missing_index_exits_2(evaluated_run, capsys):
+    assert cli.main(["figure", str(evaluated_run), "--index", "123456"]) == 2
+    assert "outside the test set" in capsys.readouterr().err
+
+
+def test_training_curves(evaluated_run, tmp_path):
+    out = tmp_path / "curves.png"
+    assert cli.main(["figure", str(evaluated_run), "--curves", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+
+
+def test_panel_drawing_is_atomic_and_readable(tmp_path):
+    import numpy as np
+
+    panel = Panel("x", np.zeros((4, 4)), np.ones((4, 4)), np.zeros((4, 4)), np.ones((4, 4)), 0.5, 0.1, 3, 3)
+    out = draw_attack_panels([panel], tmp_path / "a" / "p.png")
+    assert out.exists() and not list(out.parent.glob(".*"))  # no temp file left behind
