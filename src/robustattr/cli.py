@@ -81,7 +81,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_figure(args: argparse.Namespace) -> int:
     from robustattr.evaluation.panel import write_figure
 
-    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves))
+    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set))
     return 0
 
 
@@ -170,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_p.add_argument("--format", choices=("md", "csv", "json"), default="md")
     report_p.set_defaults(func=_cmd_report)
 
-    figure_p = sub.add_parser(
-        "figure", help="image / IG map / attacked image / IG map, one row per run (and training curves)")
+    figure_p = with_set(sub.add_parser(
+        "figure", help="image / IG map / attacked image / IG map, one row per run (and training curves)"))
     figure_p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     figure_p.add_argument("--index", type=int, default=None,
                           help="test image index (default: the original notebook's image for the dataset)")

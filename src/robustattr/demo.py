@@ -101,7 +101,9 @@ def _evaluated(path: Path, cfg: Config) -> bool:
     if not path.exists():
         return False
     result = json.loads(path.read_text())
-    return result.get("checkpoint_step") == max(list_checkpoints(cfg.model_dir), default=None)
+    settings = cfg.to_dict()
+    same_settings = all(result[k] == settings[k] for k in DEMO_EVAL if k in result and k != "loss_func")
+    return same_settings and result.get("checkpoint_step") == max(list_checkpoints(cfg.model_dir), default=None)
 
 
 def _verdict(rows: list[Any]) -> list[str]:
@@ -154,7 +156,8 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
               else evaluate_attribution(cfg) and "evaluated")
     run_dirs = [out / name for name in DEMO_SETTINGS]
     rows = collect_rows(run_dirs)
-    figure = stage("figure", lambda: str(write_figure(run_dirs, out=out / "demo-figure.png")))
+    attack_settings = [f"{k}={json.dumps(v)}" for k, v in DEMO_EVAL.items() if k.startswith(("attribution", "num_IG"))]
+    stage("figure", lambda: str(write_figure(run_dirs, out=out / "demo-figure.png", overrides=attack_settings)))
     text = [
         "robustattr demo — MNIST, NATURAL vs IG-NORM (fine-tuned from NATURAL), CPU budgets",
         "",
@@ -165,6 +168,5 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
         "Stages: " + "; ".join(timings),
         "",
     ]
-    del figure
     (out / "demo-report.md").write_text("\n".join(text))
     return "\n".join(text)

@@ -125,10 +125,10 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
                 integer_pixels=settings["integer_pixels"], target_map=target, generator=gens,
                 chunk_size=chunk,
             )
-            columns = [r.attacked, r.intersection, r.spearman, r.kendall]
+            columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found]
             # One host transfer per batch, after the attack.
-            attacked, inter, rho, tau = (c.cpu().tolist() for c in columns)
-            log.append(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau))
+            attacked, inter, rho, tau, found = (c.cpu().tolist() for c in columns)
+            log.append(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau, found))
             bar.update(len(idx))
     result = {**_summary([log.rows[i] for i in range(n)]), **settings}
     write_json_atomic(run_dir / ATTRIBUTION_RESULT_FILE, result)
@@ -149,6 +149,9 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
         "spearman": mean("spearman"),
         "num_examples": len(rows),
         "num_attacked": len(attacked),
+        # Attacked examples whose walk found nothing (reported as 1, 1, 1): with k_top at least the
+        # number of non-zero pixels, the topK objective is flat and its gradient exactly zero.
+        "num_not_found": sum(1 for r in attacked if not r.get("found", 1)),
         "accuracy": len(attacked) / len(rows) if rows else float("nan"),
     }
 

@@ -73,11 +73,15 @@ def compute_panel(cfg: Any, index: int) -> Panel:
 
 
 def write_figure(run_dirs: list[str | Path], *, index: int | None = None, out: str | Path | None = None,
-                 curves: bool = False) -> Path:
-    """``robustattr figure``: the attack panel (one row per run) or, with ``curves``, training curves."""
+                 curves: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+    """``robustattr figure``: the attack panel (one row per run) or, with ``curves``, training curves.
+
+    ``overrides`` (``K=V`` strings, as ``--set``) change the attack settings read from each run's
+    config, e.g. to draw with the reduced budget its evaluation used.
+    """
     from robustattr.config import load_run_or_config
 
-    configs = [load_run_or_config(str(d)) for d in run_dirs]
+    configs = [load_run_or_config(str(d), list(overrides)) for d in run_dirs]
     first = Path(configs[0].model_dir)
     if curves:
         return draw_training_curves([c.model_dir for c in configs], out or first / "figure_training.png")

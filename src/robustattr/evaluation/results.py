@@ -22,7 +22,7 @@ __all__ = ["write_json_atomic", "settings_digest", "ExampleLog", "EXAMPLE_FIELDS
 
 logger = logging.getLogger(__name__)
 
-EXAMPLE_FIELDS = ("index", "label", "correct", "intersection", "spearman", "kendall")
+EXAMPLE_FIELDS = ("index", "label", "correct", "intersection", "spearman", "kendall", "found")
 
 
 def _json_safe(value: Any) -> Any:
@@ -56,7 +56,10 @@ def settings_digest(settings: Mapping[str, Any]) -> str:
 
 
 class ExampleLog:
-    """Per-example rows ``index,label,correct,intersection,spearman,kendall`` with resume support.
+    """Per-example rows ``index,label,correct,intersection,spearman,kendall,found`` with resume support.
+
+    ``found`` is 0 where the attack found no label-kept iterate that lowered its criterion (the
+    walk never moved, or every step flipped the label): that example reports (1, 1, 1).
 
     ``open()`` returns the rows already computed under the same settings (index → row dict) and
     prepares the file for appending; ``append(rows)`` writes one batch durably.
@@ -94,6 +97,7 @@ class ExampleLog:
         for row in rows:
             record = dict(zip(EXAMPLE_FIELDS, row))
             record["correct"] = int(bool(record["correct"]))
+            record["found"] = int(bool(record["found"]))
             self.rows[int(record["index"])] = record
             # repr keeps every bit of a float, so means recomputed from the file are exact.
             lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in record.values()))
@@ -146,7 +150,8 @@ class ExampleLog:
                     row = {
                         "index": int(record["index"]), "label": int(record["label"]),
                         "correct": int(record["correct"]),
-                        **{k: float(record[k]) for k in EXAMPLE_FIELDS[3:]},
+                        **{k: float(record[k]) for k in ("intersection", "spearman", "kendall")},
+                        "found": int(record["found"]),
                     }
                 except (KeyError, TypeError, ValueError):
                     continue  # a damaged row is recomputed; later rows for an index win
