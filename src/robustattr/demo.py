@@ -33,7 +33,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         # affords leave accuracy too low to compare at equal NA.
         "training_objective": "ar",
         "init_from": "natural",
-        "max_num_training_steps": 300,
+        "max_num_training_steps": 400,
         "learning_rate": 1e-3,
         "m": 5,
         "approx_factor": 5,
@@ -47,12 +47,12 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
 DEMO_EVAL: dict[str, Any] = {
     "num_eval_examples": 10_000,
     "num_adversarial_examples": 1_000,
-    "num_attribution_examples": 50,
+    "num_attribution_examples": 40,
     "num_steps": 40,
     "step_size": 0.01,
-    "num_IG_steps": 20,
-    "attribution_attack_steps": 20,
-    "attribution_attack_step_size": 0.03,
+    "num_IG_steps": 30,
+    "attribution_attack_steps": 30,
+    "attribution_attack_step_size": 0.02,
     "attribution_attack_times": 1,
     "loss_func": "xent",
 }
