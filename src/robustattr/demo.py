@@ -20,7 +20,7 @@ __all__ = ["DEMO_SETTINGS", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-# Budgets chosen by measurement on a 2-core CPU (docs/demo.md has the numbers). Everything not
+# Budgets chosen by measurement on a 2-core CPU (docs/demo.md has the numbers and the reasons). Everything not
 # listed keeps the paper's MNIST value (ε 0.3, Adam 1e-4 for NATURAL, batch 50, k_top 200 / 100).
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "natural": {
