@@ -46,11 +46,11 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
 # Shared evaluation settings: NA on all 10,000 test images; AA and IN/CO on the first images.
 DEMO_EVAL: dict[str, Any] = {
     "num_eval_examples": 10_000,
-    "num_adversarial_examples": 1_000,
-    "num_attribution_examples": 40,
+    "num_adversarial_examples": 500,
+    "num_attribution_examples": 30,
     "num_steps": 40,
     "step_size": 0.01,
-    "num_IG_steps": 30,
+    "num_IG_steps": 20,
     "attribution_attack_steps": 30,
     "attribution_attack_step_size": 0.02,
     "attribution_attack_times": 1,
