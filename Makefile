@@ -28,5 +28,16 @@ demo: $(VENV)/.stamp-base
 test: $(VENV)/.stamp-dev
 	$(PY) -m pytest -q
 
+# Benchmarks (docs/performance.md): the bench extra, then every benchmark in bench/ -> bench/results/latest.json.
+# torchattacks goes in without its dependencies: it imports none of torchvision/requests, and the
+# torchvision wheel available here is a CUDA build that cannot load next to the CPU torch wheel.
+$(VENV)/.stamp-bench: pyproject.toml constraints.txt $(VENV)/.stamp-base
+	$(PIP) 'captum>=0.7' 'tqdm>=4.56.1'
+	$(PIP) --no-deps 'torchattacks>=3.5'
+	touch $@
+
+bench: $(VENV)/.stamp-bench
+	$(PY) bench/run_all.py
+
 clean:
 	rm -rf $(VENV)
