@@ -24,7 +24,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
 
 __all__ = [
@@ -57,26 +57,6 @@ _NAME = re.compile(r"^checkpoint-(\d+)\.json$")
 def _paths(run_dir: Path, step: int) -> tuple[Path, Path]:
     stem = run_dir / f"checkpoint-{step:08d}"
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + ``os.replace`` (+ fsync of the folder)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable; not possible on every platform
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _b64(t: torch.Tensor) -> str:
@@ -176,8 +156,8 @@ def save_checkpoint(
         "rng": rng_state if rng_state is not None else capture_rng_state(),
         **(state or {}),
     }
-    _atomic_write(weights, blob)
-    _atomic_write(sidecar, json.dumps(meta, indent=1).encode("utf-8"))  # last: marks it complete
+    atomic_write_bytes(weights, blob)
+    atomic_write_bytes(sidecar, json.dumps(meta, indent=1).encode("utf-8"))  # last: marks it complete
     log.debug("saved checkpoint %s", weights)
     if keep is not None:
         for old in list_checkpoints(run_dir)[:-keep]:

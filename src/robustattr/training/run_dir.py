@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from robustattr.checkpoints import list_checkpoints
+from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
 
 __all__ = ["prepare_run_dir", "write_config", "MetricsLog", "RESUME_KEYS"]
@@ -77,11 +77,8 @@ def prepare_run_dir(run_dir: Path, cfg_dict: dict[str, Any], *, overwrite: bool,
 
 
 def write_config(run_dir: Path, cfg_dict: dict[str, Any]) -> None:
-    """Write the resolved config as ``config.json`` (temp file + rename)."""
-    path = run_dir / "config.json"
-    tmp = path.with_name(f".config.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(cfg_dict, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write the resolved config as ``config.json`` atomically."""
+    atomic_write_bytes(run_dir / "config.json", (json.dumps(cfg_dict, indent=2) + "\n").encode("utf-8"))
 
 
 class MetricsLog:
