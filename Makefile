@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench install install-dev clean
+.PHONY: demo test bench repro install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ $(VENV)/.stamp-bench: pyproject.toml constraints.txt $(VENV)/.stamp-base
 
 bench: $(VENV)/.stamp-bench
 	$(PY) bench/run_all.py
+
+# Table 1 at CPU scale (docs/results.md): `make repro DATASET=mnist` (or fashion-mnist) runs or resumes
+# the recipes in configs/repro/DATASET, skips finished units, and ends with the report.
+DATASET ?= mnist
+repro: $(VENV)/.stamp-base
+	$(VENV)/bin/robustattr repro $(DATASET)
 
 clean:
 	rm -rf $(VENV)

@@ -13,9 +13,10 @@ FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one unt
 same step (matmuls and convolutions, forward, backward and double backward); achieved FLOP/s =
 counted FLOPs / median step seconds. Reference: the FLOP/s of a 2048×2048 fp32 ``torch.mm`` in the
 same process (median of repeats, the faster of a run before and one after the step). ``ratio`` =
-achieved / reference. ``settings.variant_chunked``: the same step with ``chunk_size`` /
-``pgd_chunk_size`` set so that each double-backprop pass holds ~100 path points (what
-``memory_budget_mb`` does in the training loop), timed in the same run.
+achieved / reference. The step is chunked as the training loop chunks it by default
+(``robustattr.attribution.default_chunk_size``: ~128 path points per double-backprop pass on a
+CPU, the whole batch on a GPU); ``settings.variant_whole_batch`` is the same step with every
+pass holding the whole batch (the default before, and the GPU default), timed in the same run.
 
     .venv/bin/python bench/ig_norm_step_utilisation.py --repeats 3
 """
@@ -34,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 import common  # noqa: E402
 from robustattr import data, models  # noqa: E402
 from robustattr.attacks import pgd  # noqa: E402
+from robustattr.attribution import default_chunk_size  # noqa: E402
 from robustattr.training import ObjectiveParams  # noqa: E402
 from robustattr.training.objectives import ig_norm  # noqa: E402
 
@@ -81,10 +83,13 @@ def run(args) -> dict:
     torch.manual_seed(4557077)
     model = models.create("mnist_cnn").to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    chunk = args.chunk or None
+    if args.chunk < 0:  # what the training loop uses on this device
+        chunk, pgd_chunk = default_chunk_size(50, device), default_chunk_size(10, device)
+    else:
+        chunk = pgd_chunk = args.chunk or None
     params = ObjectiveParams(reduction="sum", lam=1.0, m=50, approx_factor=5, epsilon=0.3,
                              num_steps=args.pgd_steps, step_size=0.01, loss_func="ar_approx",
-                             chunk_size=chunk, pgd_chunk_size=chunk)
+                             chunk_size=chunk, pgd_chunk_size=pgd_chunk)
 
     def step(p: ObjectiveParams = params) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -94,17 +99,16 @@ def run(args) -> dict:
 
     def pgd_only() -> None:
         pgd(model, x, y, 0.3, args.pgd_steps, 0.01, True, "ar_approx", (0.0, 1.0), m=50, approx_factor=5,
-            chunk_size=chunk)
+            chunk_size=pgd_chunk)
 
     log(f"{NAME}: IG-NORM step, batch 50, PGD {args.pgd_steps} steps (ar_approx, 10 points), update m=50, "
-        f"chunk {chunk}")
+        f"chunk {chunk} (update) / {pgd_chunk} (PGD)")
     ref_rate, mm_times = matmul_flops_per_s(device, max(5, args.repeats), log)
     fns = {"step": step, "pgd": pgd_only}
     variant = None
-    if args.variant_points:  # the same step, each double-backprop pass cut to ~variant_points path points
-        variant = dataclasses.replace(params, chunk_size=max(1, args.variant_points // 50),
-                                      pgd_chunk_size=max(1, args.variant_points // 10))
-        fns["step_chunked"] = lambda: step(variant)
+    if args.compare_whole_batch and (chunk or pgd_chunk):  # the same step, one pass per batch
+        variant = dataclasses.replace(params, chunk_size=None, pgd_chunk_size=None)
+        fns["step_whole_batch"] = lambda: step(variant)
     times = common.interleaved(fns, repeats=args.repeats, warmup=args.warmup, device=device, log=log)
     step_flops = count_flops(step)
     pgd_flops = count_flops(pgd_only)
@@ -121,18 +125,18 @@ def run(args) -> dict:
     settings = {
         "workload": f"one IG-NORM step, MNIST CNN, batch 50, PGD {k} steps (paper: 40) on ar_approx "
                     "(m=50, approx_factor 5), update with m=50, Adam",
-        "pgd_steps": k, "chunk_size": chunk, "repeats": args.repeats, "warmup": args.warmup,
+        "pgd_steps": k, "chunk_size": chunk, "pgd_chunk_size": pgd_chunk, "repeats": args.repeats, "warmup": args.warmup,
         "step_seconds": times["step"], "step_gflop": step_flops / 1e9,
         "achieved_gflop_per_s": achieved / 1e9,
         "pgd_part": {"seconds": times["pgd"], "gflop": pgd_flops / 1e9, "gflop_per_s": pgd_flops / t_pgd / 1e9},
         "update_part": {"seconds_estimate": update_t, "gflop": update_f / 1e9, "gflop_per_s": update_f / update_t / 1e9},
         "full_step_estimate": {"pgd_steps": 40, "seconds": full_t, "gflop": full_f / 1e9,
                                "gflop_per_s": full_f / full_t / 1e9, "ratio": full_f / full_t / reference},
-        "variant_chunked": None if variant is None else {
-            "chunk_size": variant.chunk_size, "pgd_chunk_size": variant.pgd_chunk_size,
-            "seconds": times["step_chunked"],
-            "gflop_per_s": step_flops / common.median(times["step_chunked"]) / 1e9,
-            "ratio": step_flops / common.median(times["step_chunked"]) / reference,
+        "variant_whole_batch": None if variant is None else {
+            "chunk_size": None, "pgd_chunk_size": None,
+            "seconds": times["step_whole_batch"],
+            "gflop_per_s": step_flops / common.median(times["step_whole_batch"]) / 1e9,
+            "ratio": step_flops / common.median(times["step_whole_batch"]) / reference,
             "note": "same FLOPs (chunking only splits the batch of each double-backprop pass)"},
         "matmul": f"{MATMUL_N}x{MATMUL_N} fp32 torch.mm",
         "matmul_gflop_per_s_before_after": [ref_rate / 1e9, ref_rate_after / 1e9],
@@ -146,11 +150,11 @@ def run(args) -> dict:
 def main() -> None:
     parser = common.common_args(__doc__.splitlines()[0])
     parser.add_argument("--pgd-steps", type=int, default=4, help="PGD steps in the measured step (paper: 40)")
-    parser.add_argument("--chunk", type=int, default=0,
-                        help="examples per double-backprop pass, PGD and update (0: whole batch, the default)")
-    parser.add_argument("--variant-points", type=int, default=100,
-                        help="also time the step with chunk sizes giving ~this many path points per "
-                             "double-backprop pass (update: /50, PGD: /10; 0: skip)")
+    parser.add_argument("--chunk", type=int, default=-1,
+                        help="examples per double-backprop pass, PGD and update (-1: the training loop's "
+                             "default for the device, the default; 0: whole batch)")
+    parser.add_argument("--no-compare-whole-batch", dest="compare_whole_batch", action="store_false",
+                        help="skip timing the same step with one pass per batch")
     args = parser.parse_args()
     result = run(args)
     print(common.format_table([result]))

@@ -32,7 +32,7 @@ def worker(objective: str, steps: int, warmup: int, data_root: str | None, devic
     import torch
 
     from robustattr import data, models
-    from robustattr.attribution import activation_bytes_per_image, chunk_size_for_budget
+    from robustattr.attribution import activation_bytes_per_image, default_chunk_size
     from robustattr.training import OBJECTIVES, ObjectiveParams
     from robustattr.training.data_order import BatchOrder
 
@@ -42,11 +42,11 @@ def worker(objective: str, steps: int, warmup: int, data_root: str | None, devic
     model = models.create("mnist_cnn").to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     loss_func, lam = SETTINGS[objective]
-    chunk = pgd_chunk = None
-    if memory_budget_mb is not None:  # as the training loop does: ~3x activations per double-backprop point
-        act = activation_bytes_per_image(model, split.batch(slice(0, 1))[0].to(dev))
-        chunk = chunk_size_for_budget(memory_budget_mb, 3 * act * 50)
-        pgd_chunk = chunk_size_for_budget(memory_budget_mb, 3 * act * (10 if loss_func != "xent" else 1))
+    # As the training loop chunks: ~3x activations per double-backprop point under the budget, and
+    # ~128 path points per pass on a CPU.
+    act = 3 * activation_bytes_per_image(model, split.batch(slice(0, 1))[0].to(dev)) if memory_budget_mb else 0
+    chunk = default_chunk_size(50, dev, memory_budget_mb, act)
+    pgd_chunk = default_chunk_size(10 if loss_func != "xent" else 1, dev, memory_budget_mb, act)
     params = ObjectiveParams(reduction="sum", lam=lam, m=50, approx_factor=5, epsilon=0.3, num_steps=40,
                              step_size=0.01, loss_func=loss_func, chunk_size=chunk, pgd_chunk_size=pgd_chunk)
     order = BatchOrder(len(split), 50, seed=4557077)

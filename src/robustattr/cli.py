@@ -92,6 +92,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repro(args: argparse.Namespace) -> int:
+    from robustattr.repro import run_repro
+
+    print(run_repro(args.dataset, methods=args.methods, recipes=args.recipes, results=args.results,
+                    data_root=args.root, force=args.force), end="")
+    return 0
+
+
 def _box(text: str) -> list[int]:
     try:
         box = [int(v) for v in text.split(",")]
@@ -184,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p.add_argument("--out", default="runs/demo", help="folder for the demo's runs (default runs/demo)")
     demo_p.add_argument("--root", help="dataset cache folder")
     demo_p.set_defaults(func=_cmd_demo)
+
+    repro_p = sub.add_parser("repro", help="Table 1 for one dataset: run or resume its recipes, then the report")
+    repro_p.add_argument("dataset", help="a folder of --recipes, e.g. mnist or fashion-mnist")
+    repro_p.add_argument("--methods", nargs="+", metavar="METHOD",
+                         help="units to run (default: natural madry ig-norm ig-sum-norm)")
+    repro_p.add_argument("--recipes", default="configs/repro", help="recipe folder (default configs/repro)")
+    repro_p.add_argument("--results", default="results", help="artifact folder (default results)")
+    repro_p.add_argument("--force", action="store_true", help="redo units whose results are already there")
+    repro_p.add_argument("--root", help="dataset cache folder")
+    repro_p.set_defaults(func=_cmd_repro)
     return parser
 
 

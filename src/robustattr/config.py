@@ -371,20 +371,23 @@ def _parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = (), *,
-                base: Mapping[str, Any] | None = None) -> Config:
+                base: Mapping[str, Any] | None = None,
+                layers: Sequence[tuple[Mapping[str, Any], str]] = ()) -> Config:
     """Read a JSON config, apply "KEY=VALUE" ``overrides``, fill the defaults, validate.
 
     Args:
         path: the JSON file, or None for ``base`` and ``overrides`` only.
         overrides: "KEY=VALUE" strings (``--set``); VALUE is parsed as JSON, else taken as a string.
         base: values under the file (lowest precedence).
+        layers: ``(values, origin)`` pairs above the file and below ``overrides``, in order; an
+            error in one names its origin (e.g. a section of a reproduction recipe).
     Raises:
         UserInputError: unreadable file, bad JSON, unknown key, bad value; the message names it.
     """
-    layers: list[tuple[Mapping[str, Any], str]] = [] if base is None else [(base, "base")]
+    stack: list[tuple[Mapping[str, Any], str]] = [] if base is None else [(base, "base")]
     if path is not None:
-        layers.append((_read_json(Path(path)), str(path)))
-    return _build([*layers, (_parse_overrides(overrides), "--set")])
+        stack.append((_read_json(Path(path)), str(path)))
+    return _build([*stack, *layers, (_parse_overrides(overrides), "--set")])
 
 
 def load_run_or_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:

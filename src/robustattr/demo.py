@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from robustattr.config import Config, load_config
+from robustattr.stages import evaluation_is_current, train_or_resume
 
 __all__ = ["DEMO_SETTINGS", "run_demo"]
 
@@ -56,6 +57,8 @@ DEMO_EVAL: dict[str, Any] = {
     "attribution_attack_times": 1,
     "loss_func": "xent",
 }
+# The evaluation settings a result file must match to be reused (loss_func is training's, too).
+_EVAL_KEYS = [k for k in DEMO_EVAL if k != "loss_func"]
 
 
 def _config(out: Path, name: str, data_root: str | None, *, evaluation: bool = False) -> Config:
@@ -67,43 +70,6 @@ def _config(out: Path, name: str, data_root: str | None, *, evaluation: bool = F
     if evaluation:
         values.update(DEMO_EVAL)
     return load_config(None, base=values)
-
-
-def _trained(cfg: Config) -> bool:
-    from robustattr.checkpoints import list_checkpoints
-
-    run_dir = Path(cfg.model_dir)
-    saved = run_dir / "config.json"
-    if not saved.exists():
-        return False
-    same = json.loads(saved.read_text()).get("max_num_training_steps") == cfg.max_num_training_steps
-    return same and max(list_checkpoints(run_dir), default=-1) >= cfg.max_num_training_steps
-
-
-def _train(cfg: Config) -> str:
-    from robustattr.checkpoints import list_checkpoints
-    from robustattr.training import train
-
-    if _trained(cfg):
-        return "reused"
-    run_dir = Path(cfg.model_dir)
-    partial = (run_dir / "config.json").exists() and list_checkpoints(run_dir)
-    if partial:
-        train(cfg.replace(continue_train=True))
-        return "resumed"
-    train(cfg, overwrite=True)
-    return "trained"
-
-
-def _evaluated(path: Path, cfg: Config) -> bool:
-    from robustattr.checkpoints import list_checkpoints
-
-    if not path.exists():
-        return False
-    result = json.loads(path.read_text())
-    settings = cfg.to_dict()
-    same_settings = all(result[k] == settings[k] for k in DEMO_EVAL if k in result and k != "loss_func")
-    return same_settings and result.get("checkpoint_step") == max(list_checkpoints(cfg.model_dir), default=None)
 
 
 def _verdict(rows: list[Any]) -> list[str]:
@@ -146,13 +112,13 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
     stage("fetch MNIST", lambda: data.fetch("mnist", root=data_root) and "ready")
     for name in DEMO_SETTINGS:
         cfg = _config(out, name, data_root)
-        stage(f"train {name}", lambda cfg=cfg: _train(cfg))
+        stage(f"train {name}", lambda cfg=cfg: train_or_resume(cfg))
     for name in DEMO_SETTINGS:
         cfg = _config(out, name, data_root, evaluation=True)
         run_dir = Path(cfg.model_dir)
-        stage(f"NA/AA {name}", lambda cfg=cfg, d=run_dir: "reused" if _evaluated(d / PGD_RESULT_FILE, cfg)
+        stage(f"NA/AA {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / PGD_RESULT_FILE, cfg, _EVAL_KEYS)
               else evaluate_pgd(cfg) and "evaluated")
-        stage(f"IN/CO {name}", lambda cfg=cfg, d=run_dir: "reused" if _evaluated(d / ATTRIBUTION_RESULT_FILE, cfg)
+        stage(f"IN/CO {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / ATTRIBUTION_RESULT_FILE, cfg, _EVAL_KEYS)
               else evaluate_attribution(cfg) and "evaluated")
     run_dirs = [out / name for name in DEMO_SETTINGS]
     rows = collect_rows(run_dirs)

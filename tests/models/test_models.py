@@ -82,3 +82,28 @@ def test_cnn_initialisation_is_the_originals():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(UserInputError, match="unknown model 'mnist_cn'.*did you mean 'mnist_cnn'"):
         models.create("mnist_cn")
+
+
+@pytest.mark.parametrize("softplus", [False, True])
+def test_cnn_pool_before_activation_equals_textbook_order(softplus):
+    """MadryCNN pools before its activation; the spec's order (activation, then pool) must give the
+    same logits, input gradients and second-order (double-backprop) gradients."""
+    torch.manual_seed(0)
+    net = models.create("mnist_cnn").double()
+    act = F.softplus if softplus else F.relu
+
+    def textbook(x):
+        h = F.max_pool2d(act(net.conv1(x)), 2)
+        h = F.max_pool2d(act(net.conv2(h)), 2)
+        h = act(net.fc1(h.permute(0, 2, 3, 1).flatten(1)))
+        return net.fc2(h)
+
+    x = torch.rand(4, 1, 28, 28, dtype=torch.float64, requires_grad=True)
+    results = []
+    for forward in (lambda z: net(z, softplus=softplus), textbook):
+        out = forward(x)
+        (g,) = torch.autograd.grad(out[:, 3].sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.square().sum(), net.conv1.weight)
+        results.append((out, g, gg))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-12)

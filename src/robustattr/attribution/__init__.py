@@ -6,8 +6,10 @@ Pure functions over batched (B, C, H, W) tensors; nothing here prints or loops o
 from robustattr.attribution.ig import integrated_gradients, path_gradients, right_riemann_alphas, simple_gradient
 from robustattr.attribution.regularizer import (
     activation_bytes_per_image,
+    CPU_POINTS_PER_PASS,
     chunk_size_for_budget,
     clipped_cross_entropy,
+    default_chunk_size,
     ig_regularizer,
     loss_integrated_gradients,
     loss_path_alphas,
@@ -15,9 +17,11 @@ from robustattr.attribution.regularizer import (
 from robustattr.attribution.saliency import gradient_saliency, ig_saliency, saliency_map
 
 __all__ = [
+    "CPU_POINTS_PER_PASS",
     "activation_bytes_per_image",
     "chunk_size_for_budget",
     "clipped_cross_entropy",
+    "default_chunk_size",
     "gradient_saliency",
     "ig_regularizer",
     "ig_saliency",

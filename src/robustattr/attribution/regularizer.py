@@ -87,6 +87,27 @@ def chunk_size_for_budget(memory_budget_mb: float | None, bytes_per_example: int
     return max(1, int(memory_budget_mb * 2**20) // max(1, int(bytes_per_example)))
 
 
+# Path points per forward/backward pass that ran fastest on a CPU (docs/performance.md: 100–200
+# points; a 6,400-point pass is memory bound because the activations fall out of cache).
+CPU_POINTS_PER_PASS = 128
+
+
+def default_chunk_size(points_per_example: int, device: torch.device | str,
+                       memory_budget_mb: float | None = None, bytes_per_point: int = 0) -> int | None:
+    """Examples per pass for the drivers: the memory budget's bound and, on a CPU, ~128 points.
+
+    On a GPU without a budget the whole batch goes in one pass (None): large passes are what
+    keep it busy. ``bytes_per_point`` (activation bytes of one path point, ×3 for double
+    backprop is the caller's business) is only needed with a budget.
+    """
+    candidates = []
+    if memory_budget_mb is not None:
+        candidates.append(chunk_size_for_budget(memory_budget_mb, points_per_example * bytes_per_point))
+    if torch.device(device).type == "cpu":
+        candidates.append(max(1, CPU_POINTS_PER_PASS // max(1, points_per_example)))
+    return min(candidates) if candidates else None
+
+
 def activation_bytes_per_image(model: nn.Module, image: Tensor) -> int:
     """Bytes of every intermediate output of one forward of ``image`` (1, C, H, W).
 

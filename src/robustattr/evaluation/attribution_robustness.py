@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from robustattr.attacks.attribution_attack import attribution_attack, check_attack_settings
-from robustattr.attribution import activation_bytes_per_image, chunk_size_for_budget
+from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.errors import UserInputError
 from robustattr.evaluation._common import batches, checkpoint_settings, load_model_and_data, progress
 from robustattr.evaluation.results import ExampleLog, write_json_atomic
@@ -157,11 +157,11 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
 
 
 def _chunk_size(cfg: Any, model: torch.nn.Module, split: Any, device: torch.device) -> int | None:
-    """Examples per double-backprop pass under ``memory_budget_mb`` (None: no budget)."""
-    if cfg.memory_budget_mb is None:
-        return None
-    x, _ = split.batch(torch.tensor([0]))
+    """Examples per double-backprop pass: ``memory_budget_mb``'s bound and, on a CPU, ~128 points."""
     points = cfg.num_IG_steps if cfg.saliency_type == "ig" else 1
-    # ×3: the surrogate's double backprop keeps forward, gradient and grad-of-grad graphs.
-    per_example = 3 * points * activation_bytes_per_image(model, x.to(device))
-    return chunk_size_for_budget(cfg.memory_budget_mb, per_example)
+    per_point = 0
+    if cfg.memory_budget_mb is not None:
+        x, _ = split.batch(torch.tensor([0]))
+        # ×3: the surrogate's double backprop keeps forward, gradient and grad-of-grad graphs.
+        per_point = 3 * activation_bytes_per_image(model, x.to(device))
+    return default_chunk_size(points, device, cfg.memory_budget_mb, per_point)

@@ -77,13 +77,16 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
         pgd = _read_json(run_dir / "eval_pgd.json") or {}
         attr = _read_json(run_dir / "eval_attribution.json") or {}
         paper_cfg = _paper_budget(dataset, objective)
-        steps_done = max(list_checkpoints(run_dir), default=0)
+        # A results folder has no checkpoints: the evaluations name the step they evaluated.
+        steps_done = max(list_checkpoints(run_dir), default=None)
+        if steps_done is None:
+            steps_done = pgd.get("checkpoint_step") or attr.get("checkpoint_step") or 0
         budget: dict[str, Any] = {"train_steps": steps_done, "init_from": config.get("init_from")}
         reduced = []
         if steps_done < paper_cfg["max_num_training_steps"]:
             reduced.append(f"training {steps_done} of {paper_cfg['max_num_training_steps']} steps")
-        if objective in ("ar", "adv_ar"):
-            for key in ("m", "num_steps"):
+        if objective in ("adv", "ar", "adv_ar"):
+            for key in ("m", "num_steps") if objective != "adv" else ("num_steps",):
                 if config.get(key, paper_cfg[key]) < paper_cfg[key]:
                     reduced.append(f"training {key} {config.get(key)} (paper {paper_cfg[key]})")
         if pgd:
