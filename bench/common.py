@@ -211,3 +211,27 @@ def trained_mnist_cnn(device: torch.device, *, data_root: str | None = None, ste
         if log:
             log(f"trained {info['training']} in {info['training_seconds']} s -> {path}")
     return model.to(device).eval(), info
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's per-module tracker: its module hooks put backward hooks on
+    tensors, which ``torch.autograd.grad`` on a leaf (PGD, IG) refuses. Only the total is needed."""
+
+    parents = ("Global",)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (matmuls and convolutions, forward and all backward orders) of one call of ``fn``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
+        fn()
+    return int(counter.get_total_flops())

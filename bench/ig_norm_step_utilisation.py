@@ -30,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import common  # noqa: E402
 from robustattr import data, models  # noqa: E402
@@ -41,27 +40,6 @@ from robustattr.training.objectives import ig_norm  # noqa: E402
 
 NAME = "ig_norm_step_utilisation"
 MATMUL_N = 2048
-
-
-class _GlobalOnly:
-    """Stands in for FlopCounterMode's per-module tracker: its module hooks put backward hooks on
-    tensors, which ``torch.autograd.grad`` on a leaf (PGD, IG) refuses. Only the total is needed."""
-
-    parents = ("Global",)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def count_flops(fn) -> int:
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter:
-        fn()
-    return int(counter.get_total_flops())
 
 
 def matmul_flops_per_s(device: torch.device, repeats: int, log) -> tuple[float, list[float]]:
@@ -110,8 +88,8 @@ def run(args) -> dict:
         variant = dataclasses.replace(params, chunk_size=None, pgd_chunk_size=None)
         fns["step_whole_batch"] = lambda: step(variant)
     times = common.interleaved(fns, repeats=args.repeats, warmup=args.warmup, device=device, log=log)
-    step_flops = count_flops(step)
-    pgd_flops = count_flops(pgd_only)
+    step_flops = common.count_flops(step)
+    pgd_flops = common.count_flops(pgd_only)
     ref_rate_after, mm_times_after = matmul_flops_per_s(device, max(5, args.repeats), log)
     reference = max(ref_rate, ref_rate_after)  # the faster of the two: the machine's best matmul rate
     t_step, t_pgd = common.median(times["step"]), common.median(times["pgd"])

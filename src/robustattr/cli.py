@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro_p = sub.add_parser("repro", help="Table 1 for one dataset: run or resume its recipes, then the report")
     repro_p.add_argument("dataset", help="a folder of --recipes, e.g. mnist or fashion-mnist")
     repro_p.add_argument("--methods", nargs="+", metavar="METHOD",
-                         help="units to run (default: natural madry ig-norm ig-sum-norm)")
+                         help="units to run (default: every method with a recipe, in the order natural madry ig-norm ig-sum-norm)")
     repro_p.add_argument("--recipes", default="configs/repro", help="recipe folder (default configs/repro)")
     repro_p.add_argument("--results", default="results", help="artifact folder (default results)")
     repro_p.add_argument("--force", action="store_true", help="redo units whose results are already there")

@@ -192,8 +192,8 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
 
 
 def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
-    """A test image every run classified correctly and attacked: the original notebook's image
-    when it qualifies, else the first such image; None when there is none."""
+    """A test image every run classified correctly and attacked (per the per-example CSV in each
+    folder): the original notebook's image when it qualifies, else the first; None if none."""
     import csv
 
     from robustattr.evaluation import ATTRIBUTION_EXAMPLES_FILE
@@ -230,7 +230,7 @@ def _dataset_figures(dataset: str, units: list[tuple[str, Unit]], results: Path)
         notes.append(f"attack figure with every method not redrawn: no checkpoint here for {', '.join(missing)}")
     elif units:
         run_dirs = [Path(unit.train.model_dir) for _, unit in units]
-        index = _figure_index(dataset, run_dirs)
+        index = _figure_index(dataset, [results / dataset / m for m, _ in units])
         if index is None:
             notes.append("attack figure not drawn: no test image was attacked on every model")
         else:
@@ -246,7 +246,8 @@ def run_repro(dataset: str, *, methods: list[str] | None = None, recipes: str | 
     from robustattr.reports import collect_rows, format_rows
 
     recipes, results = Path(recipes), Path(results)
-    methods = list(methods or METHODS)
+    # Default: every method with a recipe for the dataset, in the order fine-tuning needs.
+    methods = list(methods or [m for m in METHODS if (recipes / dataset / f"{m}.json").is_file()] or METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserInputError(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
