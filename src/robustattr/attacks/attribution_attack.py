@@ -238,6 +238,7 @@ def _walk(model, surrogate, sal, x, y, s0, state, *, method, measure, epsilon, s
     """One restart for every example at once; returns the best iterate's final metrics."""
     x_t = x.clone()
     best = x.clone()
+    s_best = s0  # the best iterate's map, kept so that it is not computed again at the end
     crit_min = torch.ones(x.shape[0], device=x.device, dtype=s0.dtype)
     for _ in range(steps):
         if method == "random":
@@ -249,13 +250,14 @@ def _walk(model, surrogate, sal, x, y, s0, state, *, method, measure, epsilon, s
             x_t = torch.trunc(x_t)  # the original casts to int after clipping (spec §4.2)
         with torch.no_grad():
             kept = model(x_t).argmax(1) == y
-        crit = criterion(measure, s0, sal(model, x_t, y), k_top=k_top, center0=state.center0)
+        s_t = sal(model, x_t, y)
+        crit = criterion(measure, s0, s_t, k_top=k_top, center0=state.center0)
         crit = torch.where(kept, crit, torch.ones_like(crit))  # a flipped label never counts
         better = crit < crit_min
         crit_min = torch.where(better, crit, crit_min)
         best = _where(better, x_t, best)
+        s_best = _where(better, s_t, s_best)
     found = crit_min < 1
-    s_best = sal(model, best, y)
     one = torch.ones_like(crit_min)
     return _Outcome(
         x_adv=best,
