@@ -31,7 +31,7 @@ from robustattr.errors import UserInputError
 __all__ = [
     "COLLECTIVE_TIMEOUT", "launched_by_torchrun", "init_from_env", "shutdown", "session", "is_active",
     "rank", "world_size", "is_main", "local_device", "barrier", "broadcast_object", "all_gather_object",
-    "all_reduce_sum", "shard_bounds", "run_on_main",
+    "all_reduce_sum", "shard_bounds", "run_on_main", "once_per_machine_first",
 ]
 
 log = logging.getLogger(__name__)
@@ -188,3 +188,17 @@ def run_on_main(fn: Callable[[], T]) -> T:
     if outcome[0] == "user_error":
         raise UserInputError(outcome[1])
     return outcome[1]
+
+
+def once_per_machine_first(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on every rank, the first rank of each machine (``LOCAL_RANK`` 0) before the others.
+
+    For loading a dataset: the first load may prepare the machine's dataset cache, which the other
+    ranks of that machine then only read instead of racing to write it.
+    """
+    if not is_active():
+        return fn()
+    first = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    result = fn() if first else None
+    barrier()
+    return fn() if not first else result
