@@ -219,7 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if several_ranks:
                     prefix = f"robustattr [rank {distributed.rank()}/{distributed.world_size()}]: error: "
                     _quiet_other_ranks(distributed.rank(), args.verbose)
-                return args.func(args)
+                try:
+                    return args.func(args)
+                except distributed.DistError as exc:
+                    # A peer died mid-collective: say so in one line; torchrun names the rank that failed.
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    print(f"{prefix}another rank of this launch failed or stopped answering ({first})",
+                          file=sys.stderr)
+                    return 1
         return args.func(args)
     except UserInputError as exc:
         print(f"{prefix}{exc}", file=sys.stderr)

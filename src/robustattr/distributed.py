@@ -29,7 +29,7 @@ import torch.distributed as dist
 from robustattr.errors import UserInputError
 
 __all__ = [
-    "COLLECTIVE_TIMEOUT", "launched_by_torchrun", "init_from_env", "shutdown", "session", "is_active",
+    "DistError", "COLLECTIVE_TIMEOUT", "launched_by_torchrun", "init_from_env", "shutdown", "session", "is_active",
     "rank", "world_size", "is_main", "local_device", "barrier", "broadcast_object", "all_gather_object",
     "all_reduce_sum", "shard_bounds", "run_on_main", "once_per_machine_first",
 ]
@@ -37,6 +37,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: What a collective raises when a peer is gone (connection closed, timeout).
+DistError = getattr(dist, "DistError", RuntimeError)
 
 #: How long a collective waits for the other ranks (checkpoint writes on rank 0 happen while the
 #: others wait at a barrier, so this must exceed the slowest checkpoint write).

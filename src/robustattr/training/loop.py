@@ -298,7 +298,7 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
                     out.loss.backward()
                     loss_value, stop_requested = _combine_gradients(model, out.loss, interrupt_requested())
                 else:
-                    loss_value = out.loss
+                    loss_value = out.loss.detach()
                 if not math.isfinite(float(loss_value)):
                     where = last_ckpt if last_ckpt is not None else "none (no checkpoint was written)"
                     raise TrainingError(
