@@ -31,7 +31,7 @@ from robustattr.errors import UserInputError
 __all__ = [
     "DistError", "COLLECTIVE_TIMEOUT", "launched_by_torchrun", "init_from_env", "shutdown", "session", "is_active",
     "rank", "world_size", "is_main", "local_device", "barrier", "broadcast_object", "all_gather_object",
-    "all_reduce_sum", "shard_bounds", "run_on_main", "once_per_machine_first",
+    "all_reduce_sum", "broadcast_parameters", "shard_bounds", "run_on_main", "once_per_machine_first",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,19 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if is_active():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def broadcast_parameters(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers into every rank's ``module``, in place.
+
+    The ranks build the model from the same seed, so this normally changes nothing; it guarantees
+    that data-parallel replicas start equal (as DistributedDataParallel's constructor does).
+    """
+    if not is_active():
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
 
 
 def shard_bounds(total: int, num_shards: int | None = None, shard: int | None = None) -> tuple[int, int]:

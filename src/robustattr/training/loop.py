@@ -231,6 +231,7 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
         if start > cfg.max_num_training_steps:
             log.warning("the run is already at step %d > max_num_training_steps=%d; nothing to do",
                         start, cfg.max_num_training_steps)
+    dist.broadcast_parameters(model)  # replicas start equal, as DistributedDataParallel makes them
     if dist.is_main():
         write_config(run_dir, cfg_dict)
 
