@@ -29,7 +29,8 @@ import torch.distributed as dist
 from robustattr.errors import UserInputError
 
 __all__ = [
-    "DistError", "COLLECTIVE_TIMEOUT", "launched_by_torchrun", "init_from_env", "shutdown", "session", "is_active",
+    "DistError", "COLLECTIVE_TIMEOUT", "collective_timeout", "launched_by_torchrun", "init_from_env", "shutdown",
+    "session", "is_active",
     "rank", "world_size", "is_main", "local_device", "barrier", "broadcast_object", "all_gather_object",
     "all_reduce_sum", "broadcast_parameters", "shard_bounds", "run_on_main", "once_per_machine_first",
 ]
@@ -41,11 +42,27 @@ T = TypeVar("T")
 #: What a collective raises when a peer is gone (connection closed, timeout).
 DistError = getattr(dist, "DistError", RuntimeError)
 
-#: How long a collective waits for the other ranks (checkpoint writes on rank 0 happen while the
-#: others wait at a barrier, so this must exceed the slowest checkpoint write).
-COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("ROBUSTATTR_DIST_TIMEOUT_MIN", "30")))
+#: How long a collective waits for the other ranks by default (checkpoint writes on rank 0 happen
+#: while the others wait, so this must exceed the slowest checkpoint write). ``$ROBUSTATTR_DIST_TIMEOUT_MIN``
+#: overrides it.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
+TIMEOUT_ENV = "ROBUSTATTR_DIST_TIMEOUT_MIN"
 
 _ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def collective_timeout() -> datetime.timedelta:
+    """:data:`COLLECTIVE_TIMEOUT`, or ``$ROBUSTATTR_DIST_TIMEOUT_MIN`` minutes when that is set."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return COLLECTIVE_TIMEOUT
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise UserInputError(f"{TIMEOUT_ENV}={text!r} must be a positive number of minutes")
+    return datetime.timedelta(minutes=minutes)
 
 
 def launched_by_torchrun() -> bool:
@@ -81,7 +98,7 @@ def init_from_env() -> bool:
         backend = "nccl"
     else:
         backend = "gloo"
-    dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+    dist.init_process_group(backend=backend, timeout=collective_timeout())
     log.debug("rank %d of %d joined the %s process group", rank(), world_size(), backend)
     return True
 

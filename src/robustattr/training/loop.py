@@ -22,6 +22,7 @@ resumed with any number of ranks.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import math
@@ -39,15 +40,15 @@ from robustattr import distributed as dist
 from robustattr.attacks._common import check_epsilon
 from robustattr.attribution import activation_bytes_per_image, chunk_size_for_budget
 from robustattr.checkpoints import (
-    capture_rng_state, checkpoint_path, latest_checkpoint, load_checkpoint, load_optimizer_state, restore_rng_state,
-    save_checkpoint,
+    capture_rng_state, checkpoint_path, latest_checkpoint, load_checkpoint, load_optimizer_state,
+    restore_rng_state, save_checkpoint,
 )
 from robustattr.config import resolve_device
 from robustattr.errors import TrainingError, UserInputError
 from robustattr.training._signals import deferred_sigint, optional_summary_writer
 from robustattr.training.data_order import order_for_dataset
 from robustattr.training.objectives import ObjectiveParams, get_objective, uses_pgd
-from robustattr.training.run_dir import MetricsLog, prepare_run_dir, write_config
+from robustattr.training.run_dir import RESUME_KEYS, MetricsLog, prepare_run_dir, write_config
 from robustattr.training.schedules import build_optimizer, learning_rate_at
 
 __all__ = ["train"]
@@ -88,8 +89,6 @@ def _restore_training_device_rng(meta: dict[str, Any], device: torch.device) -> 
     source = meta.get("rng_cuda_device")
     if device.type != "cuda" or not saved or source is None or source >= len(saved) or source == device.index:
         return
-    import base64
-
     state = torch.frombuffer(bytearray(base64.b64decode(saved[source])), dtype=torch.uint8).clone()
     torch.cuda.set_rng_state(state, device=device)
 
@@ -125,12 +124,18 @@ def _read_resume_state(run_dir: Path) -> dict[str, Any]:
     return {"path": path, "model": state_dict, "meta": meta, "optimizer": load_optimizer_state(path)}
 
 
-def _check_world(cfg: Any, batch: int) -> None:
-    """Every rank must run the same config, and every rank needs at least one example per step."""
-    digests = dist.all_gather_object(cfg.digest())
-    if len(set(digests)) > 1:
-        raise UserInputError("the ranks of this launch resolved different configs (config digests "
-                             f"{sorted(set(d[:12] for d in digests))}); give every machine the same CONFIG and --set")
+def _check_world(cfg_dict: dict[str, Any], batch: int) -> None:
+    """Every rank must optimise the same thing, and every rank needs at least one example per step.
+
+    Only the optimisation keys are compared: paths (``data_root``, ``model_dir``) and ``device``
+    may differ from machine to machine.
+    """
+    mine = {key: cfg_dict.get(key) for key in RESUME_KEYS}
+    differing = sorted({key for other in dist.all_gather_object(mine) for key in RESUME_KEYS
+                        if other[key] != mine[key]})
+    if differing:
+        raise UserInputError(f"the ranks of this launch were given different values for {', '.join(differing)}; "
+                             "start every machine with the same CONFIG and --set")
     if batch < dist.world_size():
         raise UserInputError(f"config key 'training_batch_size': {batch} is smaller than the {dist.world_size()} "
                              "processes of this launch; each process needs at least one example per step")
@@ -196,7 +201,7 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
     batch = int(cfg.training_batch_size)
     world = dist.world_size()
     if world > 1:
-        _check_world(cfg, batch)
+        _check_world(cfg_dict, batch)
     resume = dist.run_on_main(
         lambda: prepare_run_dir(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train))
     split = dist.once_per_machine_first(lambda: data.load(
