@@ -39,6 +39,7 @@ from robustattr.errors import UserInputError
 
 __all__ = [
     "save_checkpoint",
+    "checkpoint_path",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -165,6 +166,11 @@ def save_checkpoint(
             old_sidecar.unlink(missing_ok=True)  # sidecar first: a half-deleted one is never trusted
             old_weights.unlink(missing_ok=True)
     return weights
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """The ``.safetensors`` path checkpoint ``step`` of ``run_dir`` has (whether or not it exists)."""
+    return _paths(Path(run_dir), step)[0]
 
 
 def list_checkpoints(run_dir: str | Path) -> list[int]:

@@ -2,6 +2,9 @@
 
 Exit status: 0 success, 2 bad input (config, path, dataset: one line, no traceback), 1 anything else.
 Results go to standard output as JSON (or the requested table format); progress and logs to stderr.
+
+Under ``torchrun``, ``train`` and ``eval pgd|attribution`` join the launch's process group
+(``robustattr.distributed``); only rank 0 prints results and INFO logs, and an error names its rank.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ DATASET_NAMES = ("mnist", "fashion-mnist", "gtsrb", "flower17")
 
 
 def _print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False, default=str))
+    from robustattr import distributed
+
+    if distributed.is_main():  # under torchrun every rank returns the result; one prints it
+        print(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
@@ -157,13 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true",
         help="replace an existing run in model_dir (default: refuse unless continue_train)",
     )
-    train_p.set_defaults(func=_cmd_train)
+    train_p.set_defaults(func=_cmd_train, distributed=True)
 
     eval_p = sub.add_parser("eval", help="evaluate a trained run")
     eval_sub = eval_p.add_subparsers(dest="eval_command", required=True, metavar="KIND")
     pgd = with_set(eval_sub.add_parser("pgd", help="natural and PGD accuracy -> eval_pgd.json"))
     pgd.add_argument("target", metavar="CONFIG|RUN_DIR")
-    pgd.set_defaults(func=_cmd_eval_pgd)
+    pgd.set_defaults(func=_cmd_eval_pgd, distributed=True)
     attr = with_set(eval_sub.add_parser(
         "attribution", help="attribution robustness (IN, CO) -> eval_attribution.json"))
     attr.add_argument("target", metavar="CONFIG|RUN_DIR")
@@ -171,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-box", type=_box, metavar="R0,C0,R1,C1",
         help="target region for attribution_attack_method=target",
     )
-    attr.set_defaults(func=_cmd_eval_attribution)
+    attr.set_defaults(func=_cmd_eval_attribution, distributed=True)
 
     report_p = sub.add_parser("report", help="the paper's Table 1 layout for a set of runs")
     report_p.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -205,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_other_ranks(rank: int, verbose: bool) -> None:
+    """Under torchrun: tag log lines with the rank; ranks other than 0 log warnings only."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(logging.Formatter(f"%(levelname)s [rank {rank}] %(name)s: %(message)s"))
+    if rank != 0 and not verbose:
+        root.setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -213,18 +228,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    prefix = "robustattr: error: "
     try:
+        if getattr(args, "distributed", False):
+            from robustattr import distributed
+
+            with distributed.session() as several_ranks:
+                if several_ranks:
+                    prefix = f"robustattr [rank {distributed.rank()}/{distributed.world_size()}]: error: "
+                    _quiet_other_ranks(distributed.rank(), args.verbose)
+                try:
+                    return args.func(args)
+                except distributed.DistError as exc:
+                    # A peer died mid-collective: say so in one line; torchrun names the rank that failed.
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    print(f"{prefix}another rank of this launch failed or stopped answering ({first})",
+                          file=sys.stderr)
+                    return 1
         return args.func(args)
     except UserInputError as exc:
-        print(f"robustattr: error: {exc}", file=sys.stderr)
+        print(f"{prefix}{exc}", file=sys.stderr)
         return 2
     except TrainingError as exc:
-        print(f"robustattr: error: {exc}", file=sys.stderr)
+        print(f"{prefix}{exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         if exc.filename is None:
             raise
-        print(f"robustattr: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{prefix}{exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error of ours.

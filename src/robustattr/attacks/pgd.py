@@ -85,6 +85,7 @@ def pgd(
     lam: float = 1.0,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
+    start_noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Untargeted L∞ PGD: maximise ``loss`` over the ε-ball around ``x`` inside ``bounds``.
 
@@ -98,6 +99,9 @@ def pgd(
         bounds: the pixel range (``data.value_range``). generator: for the random start.
         chunk_size: examples per gradient evaluation (None: whole batch); the losses are sums
             over examples, so chunking bounds memory without changing the result.
+        start_noise: with ``random_start``, this U(−ε, ε) draw shaped like x instead of a new one
+            (data-parallel training slices one draw for the global batch, so each shard starts
+            where a single process would have; ``generator`` is then unused).
 
     Shape:
         - x: (B, C, H, W) float, inside ``bounds``; y: (B,) int64 in [0, K).
@@ -116,7 +120,14 @@ def pgd(
     n = x.shape[0]
     chunk = n if not chunk_size or chunk_size >= n else int(chunk_size)
     with attack_mode(model), torch.enable_grad():
-        x_adv = _random_start(x, eps, generator) if random_start else x.clone()
+        if not random_start:
+            x_adv = x.clone()
+        elif start_noise is not None:
+            if start_noise.shape != x.shape:
+                raise ValueError(f"start_noise has shape {tuple(start_noise.shape)}, x {tuple(x.shape)}")
+            x_adv = x + start_noise
+        else:
+            x_adv = _random_start(x, eps, generator)
         for _ in range(int(steps)):
             grads = []
             for start in range(0, n, chunk):

@@ -1,4 +1,8 @@
-"""What both evaluation drivers share: the model, the test images, the batches, the progress bar."""
+"""What both evaluation drivers share: the model, the test images, the batches, the progress bar.
+
+Under ``torchrun`` (``robustattr.distributed``) rank 0 reads the checkpoint and hands the weights to
+the other ranks, so only rank 0's machine needs the run directory; every machine needs the dataset.
+"""
 
 from __future__ import annotations
 
@@ -20,17 +24,46 @@ def load_model_and_data(cfg: Any) -> tuple[torch.nn.Module, dict, Any, int, torc
     The model comes first: a run without a checkpoint fails before any data is read.
     """
     from robustattr import data
-    from robustattr.checkpoints import load_run_model
+    from robustattr import distributed as dist
 
-    model, meta = load_run_model(cfg)
+    model, meta = _load_model(cfg) if dist.is_active() else _load_model_here(cfg)
     device = next(model.parameters()).device
-    split = data.load(cfg.dataset, "test", root=cfg.data_root, source_dir=cfg.data_path,
-                      label_order=cfg.flower_label_order)
+    split = dist.once_per_machine_first(lambda: data.load(
+        cfg.dataset, "test", root=cfg.data_root, source_dir=cfg.data_path, label_order=cfg.flower_label_order))
     n = cfg.num_eval_examples
     if n > len(split):
         logger.warning("num_eval_examples=%d exceeds the %d test images; using all of them", n, len(split))
         n = len(split)
     return model, meta, split, n, device
+
+
+def _load_model_here(cfg: Any) -> tuple[torch.nn.Module, dict]:
+    from robustattr.checkpoints import load_run_model
+
+    return load_run_model(cfg)
+
+
+def _load_model(cfg: Any) -> tuple[torch.nn.Module, dict]:
+    """Rank 0 reads the latest checkpoint; every rank gets the model on its own device."""
+    from robustattr import distributed as dist
+    from robustattr import models
+    from robustattr.checkpoints import load_run_model
+    from robustattr.config import resolve_device
+    from robustattr.data.catalog import get_info
+
+    def read() -> tuple[dict[str, torch.Tensor], dict]:
+        model, meta = load_run_model(cfg, device="cpu")
+        return model.state_dict(), meta
+
+    state_dict, meta = dist.run_on_main(read)
+    model = models.create(cfg.model, get_info(cfg.dataset).num_classes)
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(dist.local_device(resolve_device(cfg.device))).eval(), meta
+
+
+def round_robin(items: list[Any], num_shards: int, shard: int) -> list[tuple[int, Any]]:
+    """``(position, item)`` for the items of shard ``shard`` when ``items`` are dealt round-robin."""
+    return [(pos, item) for pos, item in enumerate(items) if pos % num_shards == shard]
 
 
 def checkpoint_settings(cfg: Any, meta: dict) -> dict[str, Any]:
@@ -50,15 +83,17 @@ def batches(indices: list[int], size: int) -> Iterator[torch.Tensor]:
 
 
 @contextmanager
-def progress(total: int, initial: int, desc: str) -> Iterator[tqdm]:
-    """tqdm bar counting images (its rate reads img/s); logs the overall rate at the end."""
+def progress(total: int, initial: int, desc: str, enabled: bool = True) -> Iterator[tqdm]:
+    """tqdm bar counting images (its rate reads img/s); logs the overall rate at the end.
+
+    ``enabled=False`` (ranks other than 0) shows and logs nothing."""
     start = time.perf_counter()
-    bar = tqdm(total=total, initial=initial, unit="img", desc=desc, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=initial, unit="img", desc=desc, dynamic_ncols=True, disable=not enabled)
     try:
         yield bar
     finally:
         done = bar.n - initial
         bar.close()
         seconds = time.perf_counter() - start
-        if done:
+        if done and enabled:
             logger.info("%s: %d images in %.1f s (%.3g images/s)", desc, done, seconds, done / seconds)

@@ -1,4 +1,10 @@
-"""Natural accuracy (NA) and PGD accuracy (AA), spec §4.1 → ``RUN_DIR/eval_pgd.json``."""
+"""Natural accuracy (NA) and PGD accuracy (AA), spec §4.1 → ``RUN_DIR/eval_pgd.json``.
+
+Under ``torchrun`` the batches are dealt round-robin to the ranks and rank 0 adds up their
+per-batch sums in batch order, so the file is the one a single process writes. PGD's random starts
+come from one generator that a single process draws from batch after batch; a rank skipping a batch
+draws (and drops) that batch's start, so every batch starts from the same noise as in one process.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from robustattr import distributed as dist
 from robustattr.attacks import pgd
-from robustattr.evaluation._common import batches, checkpoint_settings, load_model_and_data, progress
+from robustattr.evaluation._common import (
+    batches, checkpoint_settings, load_model_and_data, progress, round_robin,
+)
 from robustattr.evaluation.results import write_json_atomic
 
 __all__ = ["evaluate_pgd", "PGD_RESULT_FILE"]
@@ -43,26 +52,43 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
         logger.info("loss_func=%s is a training loss; PGD accuracy uses xent (spec §10.4)", cfg.loss_func)
     n_adv = min(cfg.num_adversarial_examples or n, n)
     generator = torch.Generator(device=device).manual_seed(cfg.random_seed)
-    # Sums stay on the device (correct, correct under PGD, clean CE, PGD CE); one sync at the end.
-    totals = torch.zeros(4, dtype=torch.float64, device=device)
-    with progress(n, 0, "NA/AA") as bar:
-        for idx in batches(list(range(n)), cfg.eval_batch_size):
+    all_batches = list(batches(list(range(n)), cfg.eval_batch_size))
+    mine = {pos for pos, _ in round_robin(all_batches, dist.world_size(), dist.rank())}
+    # Per batch: (correct, correct under PGD, clean CE, PGD CE), float64, kept on the device.
+    batch_sums: dict[int, torch.Tensor] = {}
+    image_shape = tuple(split.batch(all_batches[0][:1])[0].shape[1:]) if all_batches else ()
+    with progress(sum(len(all_batches[pos]) for pos in mine), 0, "NA/AA", enabled=dist.is_main()) as bar:
+        for pos, idx in enumerate(all_batches):
+            k = min(len(idx), n_adv - int(idx[0]))  # AA runs on the first n_adv images only
+            if pos not in mine:
+                if k > 0 and cfg.random_start:  # the draw this batch's PGD makes in a single process
+                    torch.empty((k, *image_shape), dtype=torch.float32, device=device).uniform_(
+                        -float(cfg.epsilon), float(cfg.epsilon), generator=generator)
+                continue
             x, y = split.batch(idx)
             x, y = x.to(device), y.to(device)
+            sums = torch.zeros(4, dtype=torch.float64, device=device)
             with torch.no_grad():
                 clean = model(x)
-            totals[0] += (clean.argmax(1) == y).sum()
-            totals[2] += F.cross_entropy(clean, y, reduction="sum").double()
-            k = min(len(idx), n_adv - int(idx[0]))  # AA runs on the first n_adv images only
+            sums[0] += (clean.argmax(1) == y).sum()
+            sums[2] += F.cross_entropy(clean, y, reduction="sum").double()
             if k > 0:
                 x_adv = pgd(model, x[:k], y[:k], cfg.epsilon, cfg.num_steps, cfg.step_size,
                             random_start=cfg.random_start, loss=loss, bounds=info.value_range,
                             generator=generator)
                 with torch.no_grad():
                     adv = model(x_adv)
-                totals[1] += (adv.argmax(1) == y[:k]).sum()
-                totals[3] += F.cross_entropy(adv, y[:k], reduction="sum").double()
+                sums[1] += (adv.argmax(1) == y[:k]).sum()
+                sums[3] += F.cross_entropy(adv, y[:k], reduction="sum").double()
+            batch_sums[pos] = sums
             bar.update(len(idx))
+    gathered: dict[int, list[float]] = {}
+    for part in dist.all_gather_object({pos: sums.tolist() for pos, sums in batch_sums.items()}):
+        gathered.update(part)
+    # Added in batch order, as a single process does, so the float64 sums agree to the last bit.
+    totals = torch.zeros(4, dtype=torch.float64)
+    for pos in range(len(all_batches)):
+        totals += torch.tensor(gathered[pos], dtype=torch.float64)
     correct, correct_adv, xent, xent_adv = totals.tolist()
     result = {
         "natural_accuracy": correct / n,
@@ -81,7 +107,8 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
         "bounds": list(info.value_range),
         **checkpoint_settings(cfg, meta),
     }
-    write_json_atomic(Path(cfg.model_dir) / PGD_RESULT_FILE, result)
+    if dist.is_main():  # written once, complete, after every rank's batches are in
+        write_json_atomic(Path(cfg.model_dir) / PGD_RESULT_FILE, result)
     logger.info("NA %.4f on %d images, AA %.4f on %d", result["natural_accuracy"], n,
                 result["adversarial_accuracy"], n_adv)
     return result

@@ -4,6 +4,11 @@ Writes ``RUN_DIR/eval_attribution_examples.csv`` batch by batch (resumable, see
 ``evaluation.results``) and then ``RUN_DIR/eval_attribution.json``. Every example's result depends
 only on its image and the settings (the ``random`` method draws from a generator seeded by
 ``random_seed`` and the example's index), so batch sizes and interruptions change nothing.
+
+Under ``torchrun`` the batches still to do are dealt round-robin to the ranks, a round of one
+batch per rank at a time; after each round rank 0 gathers the rows and appends them in batch
+order, so the CSV (and the JSON, written by rank 0 at the end) is byte for byte the one a single
+process writes, and an interrupted launch resumes from the rounds already written.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustattr import distributed as dist
 from robustattr.attacks.attribution_attack import attribution_attack, check_attack_settings
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.errors import UserInputError
@@ -85,7 +91,8 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
 
     Only correctly classified images are attacked; the means run over them. Images go through
     the attack ``attribution_batch_size`` (else ``eval_batch_size``) at a time, chunked to
-    ``memory_budget_mb``. Resumes from the per-example CSV when its settings match. Returns (and
+    ``memory_budget_mb``. Resumes from the per-example CSV when its settings match. Under torchrun
+    the batches are shared among the ranks and rank 0 writes the files. Returns (and
     writes atomically) ``top_k_intersection``, ``kendall``, ``spearman``, ``num_examples``,
     ``num_attacked``, ``accuracy`` and the settings. Raises UserInputError for bad settings
     (checked before anything is loaded) or a run without a checkpoint.
@@ -106,34 +113,56 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     settings = attack_settings(cfg, info, meta)
     run_dir = Path(cfg.model_dir)
     log = ExampleLog(run_dir / ATTRIBUTION_EXAMPLES_FILE, settings)
-    done = log.open()
+    done = dist.run_on_main(lambda: set(log.open()))  # rank 0 owns the files
     todo = [i for i in range(n) if i not in done]
     chunk = _chunk_size(cfg, model, split, device)
-    with progress(n, n - len(todo), "attribution attack") as bar:
-        for idx in batches(todo, cfg.attribution_batch_size or cfg.eval_batch_size):
-            x, y = split.batch(idx)
-            x, y = x.to(device), y.to(device)
-            gens = None
-            if method == "random":
-                gens = [example_generator(cfg.random_seed, i, device) for i in idx.tolist()]
-            r = attribution_attack(
-                model, x, y, method=method, measure=cfg.attribution_attack_measure,
-                epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
-                steps=cfg.attribution_attack_steps, times=cfg.attribution_attack_times,
-                k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type,
-                ig_steps=cfg.num_IG_steps, bounds=info.value_range,
-                integer_pixels=settings["integer_pixels"], target_map=target, generator=gens,
-                chunk_size=chunk,
-            )
-            columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found]
-            # One host transfer per batch, after the attack.
-            attacked, inter, rho, tau, found = (c.cpu().tolist() for c in columns)
-            log.append(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau, found))
-            bar.update(len(idx))
-    result = {**_summary([log.rows[i] for i in range(n)]), **settings}
-    write_json_atomic(run_dir / ATTRIBUTION_RESULT_FILE, result)
+    world, rank = dist.world_size(), dist.rank()
+    todo_batches = list(batches(todo, cfg.attribution_batch_size or cfg.eval_batch_size))
+    with progress(n, n - len(todo), "attribution attack", enabled=dist.is_main()) as bar:
+        for first in range(0, len(todo_batches), world):
+            # One round: batch first + r goes to rank r; a rank past the end computes nothing.
+            rows: list[tuple] = []
+            if first + rank < len(todo_batches):
+                rows = _attack_rows(cfg, model, split, todo_batches[first + rank], device, method, target,
+                                    info, settings["integer_pixels"], chunk)
+            for batch_rows in dist.all_gather_object(rows) if world > 1 else [rows]:
+                if dist.is_main():
+                    log.append(batch_rows)
+                bar.update(len(batch_rows))
+    result = dist.run_on_main(lambda: _write_result(log, n, settings, run_dir))
     logger.info("IN %.4f, Kendall %.4f, Spearman %.4f over %d attacked of %d", result["top_k_intersection"],
                 result["kendall"], result["spearman"], result["num_attacked"], n)
+    return result
+
+
+def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor, device: torch.device,
+                 method: str, target: torch.Tensor | None, info: Any, integer_pixels: bool,
+                 chunk: int | None) -> list[tuple]:
+    """Attack the test images ``idx`` (LongTensor (B,)); one row per image in ``EXAMPLE_FIELDS`` order."""
+    x, y = split.batch(idx)
+    x, y = x.to(device), y.to(device)
+    gens = None
+    if method == "random":
+        gens = [example_generator(cfg.random_seed, i, device) for i in idx.tolist()]
+    r = attribution_attack(
+        model, x, y, method=method, measure=cfg.attribution_attack_measure,
+        epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
+        steps=cfg.attribution_attack_steps, times=cfg.attribution_attack_times,
+        k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type,
+        ig_steps=cfg.num_IG_steps, bounds=info.value_range,
+        integer_pixels=integer_pixels, target_map=target, generator=gens,
+        chunk_size=chunk,
+    )
+    columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found]
+    # One host transfer per batch, after the attack.
+    attacked, inter, rho, tau, found = (c.cpu().tolist() for c in columns)
+    return list(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau, found))
+
+
+def _write_result(log: ExampleLog, n: int, settings: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The summary of the first ``n`` rows of ``log``, written atomically (rank 0, after all rows)."""
+    result = {**_summary([log.rows[i] for i in range(n)]), **settings}
+    write_json_atomic(run_dir / ATTRIBUTION_RESULT_FILE, result)
     return result
 
 

@@ -8,10 +8,22 @@ the update, so its last 100 updates were never kept, §10.12.)
 
 Resuming (``continue_train``) restores weights, optimizer, torch/NumPy RNG and data-order state,
 so on CPU the weights after N steps equal those of an uninterrupted run bit for bit.
+
+Under ``torchrun`` (several ranks, see ``robustattr.distributed``) every rank draws the same global
+batch from the same data order and takes its contiguous shard; the PGD random start is drawn for
+the whole global batch on every rank (so the RNG streams stay those of one process) and sliced.
+Each rank's objective returns its share of the single-process loss, and the gradients are summed
+over the ranks with one all-reduce after ``backward`` — not DistributedDataParallel, whose hooks
+assume one forward and one backward per step, while a step here runs the model hundreds of times
+(PGD, IG path points) and differentiates with ``autograd.grad`` and double backprop. Only rank 0
+touches the run directory; the checkpoint it writes is the single-process state, so a run can be
+resumed with any number of ranks.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import logging
 import math
 import time
@@ -24,17 +36,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustattr import data, models
+from robustattr import distributed as dist
+from robustattr.attacks._common import check_epsilon
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.checkpoints import (
-    capture_rng_state, latest_checkpoint, load_checkpoint, load_optimizer_state, restore_rng_state,
-    save_checkpoint,
+    capture_rng_state, checkpoint_path, latest_checkpoint, load_checkpoint, load_optimizer_state,
+    restore_rng_state, save_checkpoint,
 )
 from robustattr.config import resolve_device
 from robustattr.errors import TrainingError, UserInputError
 from robustattr.training._signals import deferred_sigint, optional_summary_writer
 from robustattr.training.data_order import order_for_dataset
-from robustattr.training.objectives import ObjectiveParams, get_objective
-from robustattr.training.run_dir import MetricsLog, prepare_run_dir, write_config
+from robustattr.training.objectives import ObjectiveParams, get_objective, uses_pgd
+from robustattr.training.run_dir import RESUME_KEYS, MetricsLog, prepare_run_dir, write_config
 from robustattr.training.schedules import build_optimizer, learning_rate_at
 
 __all__ = ["train"]
@@ -42,20 +56,41 @@ __all__ = ["train"]
 log = logging.getLogger(__name__)
 
 
-def _load_init(model: nn.Module, cfg: Any) -> None:
-    """``init_from``: weights only (a fresh optimizer, step 0) from a run dir or checkpoint file."""
+def _read_init(cfg: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``init_from``'s weights and sidecar, checked against the config's model."""
     source = Path(cfg.init_from)
     if not source.exists():
         raise UserInputError(f"init_from {source} does not exist: give a run directory or a checkpoint file")
     state_dict, meta = load_checkpoint(source)
     if meta.get("model", cfg.model) != cfg.model:
         raise UserInputError(f"init_from {source} holds a '{meta['model']}' model, the config asks for '{cfg.model}'")
+    return state_dict, meta
+
+
+def _load_init(model: nn.Module, cfg: Any, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """``init_from``: weights only (a fresh optimizer, step 0) from a run dir or checkpoint file."""
+    source = Path(cfg.init_from)
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         raise UserInputError(f"init_from {source} does not fit model '{cfg.model}': "
                              f"{str(exc).strip().splitlines()[0]}") from None
     log.info("initialised from %s (step %s of that run)", source, meta.get("step"))
+
+
+def _restore_training_device_rng(meta: dict[str, Any], device: torch.device) -> None:
+    """Give this rank's GPU the RNG state of the GPU the checkpoint's run drew from.
+
+    ``restore_rng_state`` restores every GPU's state by index, but a rank computes on
+    ``cuda:LOCAL_RANK`` while the checkpoint came from a process that drew on ``rng_cuda_device``
+    (rank 0's GPU, or a single process's): without this the random starts would diverge on resume.
+    """
+    saved = meta.get("rng", {}).get("torch_cuda")
+    source = meta.get("rng_cuda_device")
+    if device.type != "cuda" or not saved or source is None or source >= len(saved) or source == device.index:
+        return
+    state = torch.frombuffer(bytearray(base64.b64decode(saved[source])), dtype=torch.uint8).clone()
+    torch.cuda.set_rng_state(state, device=device)
 
 
 def _chunk_sizes(cfg: Any, model: nn.Module, split: Any, device: torch.device) -> tuple[int | None, int | None]:
@@ -84,6 +119,63 @@ def _record(step: int, lr: float, logs: dict[str, torch.Tensor], rate: float | N
     return record
 
 
+def _read_resume_state(run_dir: Path) -> dict[str, Any]:
+    """The latest checkpoint of ``run_dir``: its path, weights, sidecar and optimizer state."""
+    path = latest_checkpoint(run_dir)
+    state_dict, meta = load_checkpoint(path)
+    return {"path": path, "model": state_dict, "meta": meta, "optimizer": load_optimizer_state(path)}
+
+
+def _check_world(cfg_dict: dict[str, Any], batch: int) -> None:
+    """Every rank must optimise the same thing, and every rank needs at least one example per step.
+
+    Only the optimisation keys are compared: paths (``data_root``, ``model_dir``) and ``device``
+    may differ from machine to machine.
+    """
+    mine = {key: cfg_dict.get(key) for key in RESUME_KEYS}
+    differing = sorted({key for other in dist.all_gather_object(mine) for key in RESUME_KEYS
+                        if other[key] != mine[key]})
+    if differing:
+        raise UserInputError(f"the ranks of this launch were given different values for {', '.join(differing)}; "
+                             "start every machine with the same CONFIG and --set")
+    if batch < dist.world_size():
+        raise UserInputError(f"config key 'training_batch_size': {batch} is smaller than the {dist.world_size()} "
+                             "processes of this launch; each process needs at least one example per step")
+
+
+def _combine_gradients(model: nn.Module, loss_share: torch.Tensor, stop_requested: bool) -> tuple[float, bool]:
+    """Sum the ranks' parameter gradients (and loss shares, and stop requests) in one all-reduce.
+
+    Returns the global loss and whether any rank asked to stop (Ctrl-C), the same on every rank.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads]
+                     + [loss_share.detach().reshape(1).to(grads[0].dtype),
+                        torch.tensor([float(stop_requested)], dtype=grads[0].dtype, device=grads[0].device)])
+    dist.all_reduce_sum(flat)
+    offset = 0
+    for param, grad in zip(params, grads):
+        size = grad.numel()
+        param.grad = flat[offset:offset + size].view_as(grad).clone()
+        offset += size
+    global_loss, stops = flat[offset:].tolist()
+    return global_loss, stops > 0
+
+
+#: Logged values that are sums over the batch (the shares add up); the rest are means per example.
+_ADDITIVE_LOGS = ("loss", "ig")
+
+
+def _global_logs(logs: dict[str, torch.Tensor], shard: int, batch: int) -> dict[str, torch.Tensor]:
+    """The logs of the whole global batch from every rank's logs of its shard of ``shard`` examples."""
+    keys = list(logs)  # the objective's order, the same on every rank
+    values = torch.stack([logs[k].detach().double().reshape(()) * (1 if k in _ADDITIVE_LOGS else shard)
+                          for k in keys])
+    dist.all_reduce_sum(values)
+    return {k: v if k in _ADDITIVE_LOGS else v / batch for k, v in zip(keys, values)}
+
+
 def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg.training_objective`` on ``cfg.dataset`` into ``cfg.model_dir``.
 
@@ -92,74 +184,98 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
         overwrite: clear an existing run in ``model_dir`` first (else it is refused unless
             ``cfg.continue_train``, which resumes from its latest checkpoint); overwrite wins over
             continue_train.
-        progress: show a tqdm bar (steps, examples/s, nat/adv accuracy, IG term).
+        progress: show a tqdm bar (steps, examples/s, nat/adv accuracy, IG term); on rank 0 only.
 
     Returns:
         JSON-able summary: ``run_dir``, ``steps`` (updates done in total), ``steps_this_run``,
         ``resumed_from``, ``final_checkpoint``, ``seconds_per_step``, ``metrics`` (last logged).
 
     Raises:
-        UserInputError: an existing run without overwrite/continue_train, bad init_from, bad data.
+        UserInputError: an existing run without overwrite/continue_train, bad init_from, bad data;
+            under torchrun also a batch smaller than the number of ranks, or ranks with different configs.
         TrainingError: the loss became NaN/inf (names the step and the last good checkpoint).
         KeyboardInterrupt: after saving a checkpoint of the current step.
     """
-    device = resolve_device(cfg.device)
+    device = dist.local_device(resolve_device(cfg.device))
     objective = get_objective(cfg.training_objective)
     run_dir = Path(cfg.model_dir)
     cfg_dict = cfg.to_dict()
-    resume = prepare_run_dir(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train)
-    split = data.load(cfg.dataset, "train", root=cfg.data_root, source_dir=cfg.data_path,
-                      label_order=cfg.flower_label_order)
+    batch = int(cfg.training_batch_size)
+    world = dist.world_size()
+    if world > 1:
+        _check_world(cfg_dict, batch)
+    resume = dist.run_on_main(
+        lambda: prepare_run_dir(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train))
+    split = dist.once_per_machine_first(lambda: data.load(
+        cfg.dataset, "train", root=cfg.data_root, source_dir=cfg.data_path, label_order=cfg.flower_label_order))
 
     torch.manual_seed(cfg.random_seed)  # initialisation and PGD random starts
     np.random.seed(cfg.np_random_seed % 2**32)
     model = models.create(cfg.model, split.info.num_classes)
     if cfg.init_from and not resume:
-        _load_init(model, cfg)
+        _load_init(model, cfg, *dist.run_on_main(lambda: _read_init(cfg)))
     model.to(device)
     optimizer = build_optimizer(cfg, model.parameters())
     try:
-        order = order_for_dataset(cfg.dataset, len(split), cfg.training_batch_size, cfg.np_random_seed)
+        order = order_for_dataset(cfg.dataset, len(split), batch, cfg.np_random_seed)
     except ValueError as exc:
         raise UserInputError(f"config key 'training_batch_size': {exc}") from None
     start = 0
     last_ckpt = None
     last_record: dict[str, Any] | None = None
     if resume:
-        last_ckpt = latest_checkpoint(run_dir)
-        state_dict, meta = load_checkpoint(last_ckpt)
-        model.load_state_dict(state_dict, strict=True)
-        opt_state = load_optimizer_state(last_ckpt)
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
+        saved = dist.run_on_main(lambda: _read_resume_state(run_dir))
+        last_ckpt, meta = saved["path"], saved["meta"]
+        model.load_state_dict(saved["model"], strict=True)
+        if saved["optimizer"] is not None:
+            optimizer.load_state_dict(saved["optimizer"])
         order.load_state_dict(meta["data_order"])
         restore_rng_state(meta["rng"])
+        _restore_training_device_rng(meta, device)
         start = int(meta["step"])
         last_record = meta.get("metrics")
         log.info("resuming %s from step %d", run_dir, start)
         if start > cfg.max_num_training_steps:
             log.warning("the run is already at step %d > max_num_training_steps=%d; nothing to do",
                         start, cfg.max_num_training_steps)
-    write_config(run_dir, cfg_dict)
+    dist.broadcast_parameters(model)  # replicas start equal, as DistributedDataParallel makes them
+    if dist.is_main():
+        write_config(run_dir, cfg_dict)
 
     chunk, pgd_chunk = _chunk_sizes(cfg, model, split, device)
     params = ObjectiveParams.from_config(cfg, split.info.value_range, chunk, pgd_chunk)
     total = int(cfg.max_num_training_steps)
-    batch = int(cfg.training_batch_size)
+    shard = slice(*dist.shard_bounds(batch))  # this rank's examples of each global batch
+    if world > 1:
+        params = dataclasses.replace(params, global_batch_size=batch)
+    draw_start_noise = world > 1 and uses_pgd(cfg.training_objective) and params.random_start
     extra = {"model": cfg.model, "dataset": cfg.dataset, "training_objective": cfg.training_objective,
-             "config_digest": cfg.digest()}
+             "config_digest": cfg.digest(), "rng_cuda_device": device.index if device.type == "cuda" else None}
 
-    def checkpoint(step: int, rng: dict[str, Any] | None = None, order_state: dict | None = None) -> Path:
+    def checkpoint(step: int, rng: dict[str, Any] | None = None, order_state: dict | None = None, *,
+                   collective: bool = True) -> Path:
+        """Rank 0 writes checkpoint ``step``; with ``collective`` the other ranks wait for it."""
         state = {**extra, "data_order": order_state or order.state_dict(), "metrics": last_record}
-        return save_checkpoint(run_dir, step, model, optimizer, state=state, keep=cfg.keep_checkpoints,
-                               rng_state=rng)
+
+        def write() -> Path:
+            return save_checkpoint(run_dir, step, model, optimizer, state=state, keep=cfg.keep_checkpoints,
+                                   rng_state=rng)
+
+        if not collective:  # a rank stopping on its own (Ctrl-C): no other rank is listening
+            return write() if dist.is_main() else checkpoint_path(run_dir, step)
+        return dist.run_on_main(write)
 
     log.info("training %s on %s into %s: steps %d..%d, batch %d, device %s, %d parameters",
              cfg.training_objective, cfg.dataset, run_dir, start, total, batch, device, models.parameter_count(model))
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-    writer = optional_summary_writer(run_dir)
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", dynamic_ncols=True,
+    if world > 1:
+        log.info("data parallel: %d processes, this one (rank %d) takes examples %d..%d of each batch",
+                 world, dist.rank(), shard.start, shard.stop - 1)
+    main = dist.is_main()
+    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None) if main else None
+    writer = optional_summary_writer(run_dir) if main else None
+    bar = tqdm(total=total, initial=start, disable=not (progress and main), unit="step", dynamic_ncols=True,
                desc=f"{cfg.training_objective} {cfg.dataset}")
+    stop_requested = False
     step, phase, snapshot = start, "idle", None
     began = window_time = time.perf_counter()
     window_step = start
@@ -169,34 +285,48 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
             if total == start == 0:
                 last_ckpt = checkpoint(0)  # nothing to train: keep the initial weights loadable
             while step < total:
-                if interrupt_requested():
+                if stop_requested or (world == 1 and interrupt_requested()):
                     raise KeyboardInterrupt
                 snapshot = (capture_rng_state(), order.state_dict())  # step-start state, for Ctrl-C
                 phase = "forward"
-                x, y = split.batch(order.next())
+                indices = order.next()
+                x, y = split.batch(indices[shard] if world > 1 else indices)
                 x, y = x.to(device), y.to(device)
                 lr = learning_rate_at(cfg, step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
-                out = objective(model, x, y, params)
-                if not bool(torch.isfinite(out.loss)):
+                step_params = params
+                if draw_start_noise:  # the draw a single process makes for the whole batch, then our slice
+                    eps = check_epsilon(params.epsilon)
+                    noise = torch.empty((batch, *x.shape[1:]), dtype=x.dtype, device=device).uniform_(-eps, eps)
+                    step_params = dataclasses.replace(params, start_noise=noise[shard])
+                out = objective(model, x, y, step_params)
+                if world > 1:
+                    out.loss.backward()
+                    loss_value, stop_requested = _combine_gradients(model, out.loss, interrupt_requested())
+                else:
+                    loss_value = out.loss.detach()
+                if not math.isfinite(float(loss_value)):
                     where = last_ckpt if last_ckpt is not None else "none (no checkpoint was written)"
                     raise TrainingError(
-                        f"loss is {float(out.loss.detach())} at step {step} (before update {step + 1}); training "
+                        f"loss is {float(loss_value)} at step {step} (before update {step + 1}); training "
                         f"stopped without saving these weights; last good checkpoint: {where}")
-                out.loss.backward()
+                if world == 1:
+                    out.loss.backward()
                 if step % cfg.num_output_steps == 0 or step % cfg.num_summary_steps == 0:
                     now = time.perf_counter()
                     rate = batch * (step - window_step) / (now - window_time) if step > window_step else None
                     window_time, window_step = now, step
-                    record = _record(step, lr, out.logs, rate)
+                    logs = _global_logs(out.logs, x.shape[0], batch) if world > 1 else out.logs
+                    record = _record(step, lr, logs, rate)
                     if step % cfg.num_output_steps == 0:
                         last_record = record
-                        metrics.write(record)
+                        if metrics is not None:
+                            metrics.write(record)
                         bar.set_postfix({k: (f"{v:.3g}" if v is not None else "-") for k, v in record.items()
                                          if k in ("nat_acc", "adv_acc", "ig", "examples_per_s")})
-                        if not progress:
+                        if not progress and main:
                             log.info("step %d: %s", step, record)
                     if writer is not None and step % cfg.num_summary_steps == 0:
                         for key, value in record.items():
@@ -210,17 +340,20 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
                 if step % cfg.num_checkpoint_steps == 0 or step == total:
                     last_ckpt = checkpoint(step)
     except KeyboardInterrupt:
+        # Under torchrun every rank stops after the same update (the request travels with the
+        # gradients), but another rank may already be gone: no collective here.
         if phase == "forward" and snapshot is not None:  # weights untouched: rewind to the step start
-            last_ckpt = checkpoint(step, *snapshot)
+            last_ckpt = checkpoint(step, *snapshot, collective=False)
         elif phase == "idle":
-            last_ckpt = checkpoint(step)
+            last_ckpt = checkpoint(step, collective=False)
         else:  # inside optimizer.step(): the weights may be half-updated, so they are not saved
             log.warning("interrupted during an update; not saving a checkpoint of step %d", step)
         log.warning("interrupted at step %d; checkpoint %s", step, last_ckpt)
         raise
     finally:
         bar.close()
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
         if writer is not None:
             writer.close()
     elapsed = time.perf_counter() - began

@@ -17,7 +17,7 @@ from robustattr.training.objectives.madry import madry
 from robustattr.training.objectives.natural import natural
 
 __all__ = ["OBJECTIVES", "Objective", "LossOut", "ObjectiveParams", "get_objective", "resolve_reduction",
-           "natural", "madry", "ig_norm", "ig_sum_norm"]
+           "natural", "madry", "ig_norm", "ig_sum_norm", "uses_pgd"]
 
 Objective = Callable[[nn.Module, Tensor, Tensor, ObjectiveParams], LossOut]
 
@@ -39,3 +39,8 @@ def get_objective(name: str) -> Objective:
             f"training_objective='{name}' is unknown{did_you_mean(name, OBJECTIVES)}; "
             f"choose from {', '.join(OBJECTIVES)}"
         ) from None
+
+
+def uses_pgd(name: str) -> bool:
+    """True for the objectives that run PGD (and so draw a random start) every step."""
+    return OBJECTIVES[name] is not natural

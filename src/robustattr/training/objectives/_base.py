@@ -6,6 +6,12 @@ optimizer. When ``params.chunk_size`` splits the batch, the IG regulariser is ba
 chunk *inside* the objective (the L1 norm is a sum over examples, so this is exact and bounds the
 double-backprop graph to one chunk, spec §8); ``loss`` then carries that term as a constant and
 ``loss.backward()`` adds the rest of the gradient.
+
+Data parallelism (``robustattr.distributed``): each rank calls the objective on its shard of the
+global batch with ``params.global_batch_size`` set. The objective then returns the rank's *share*
+of the single-process loss, so that the shares (and their gradients) summed over the ranks are the
+single-process ones: batch sums stay sums, a ``mean`` cross-entropy divides by the global batch
+size, and the weight-decay term is weighted by the shard's fraction of the global batch.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from robustattr.attacks import pgd
 from robustattr.attribution import ig_regularizer
 from robustattr.models import weight_decay_parameters
 
-__all__ = ["LossOut", "ObjectiveParams", "cross_entropy", "weight_decay_term", "adversarial", "regularizer",
-           "accuracy"]
+__all__ = ["LossOut", "ObjectiveParams", "cross_entropy", "loss_cross_entropy", "per_example_mean",
+           "batch_share", "weight_decay_term", "weight_decay_share", "adversarial", "regularizer", "accuracy"]
 
 MNIST_LIKE = ("mnist", "fashion-mnist")
 
@@ -43,6 +49,10 @@ class ObjectiveParams:
 
     ``reduction`` is resolved ("sum" or "mean"); ``bounds`` is the dataset's pixel range; the PGD
     fields mirror the config keys (``num_steps`` = K, ``step_size`` = α, ``loss_func``).
+
+    Data-parallel fields (None in a single process): ``global_batch_size`` is the size of the
+    batch this call holds a shard of; ``start_noise`` (shard, C, H, W) is this shard's slice of the
+    PGD random start drawn for the whole global batch, so the starts equal a single process's.
     """
 
     reduction: str = "sum"
@@ -58,6 +68,8 @@ class ObjectiveParams:
     bounds: tuple[float, float] = (0.0, 1.0)
     chunk_size: int | None = None
     pgd_chunk_size: int | None = None
+    global_batch_size: int | None = None
+    start_noise: Tensor | None = None
 
     @classmethod
     def from_config(cls, cfg: Any, bounds: tuple[float, float], chunk_size: int | None = None,
@@ -86,6 +98,33 @@ def cross_entropy(logits: Tensor, y: Tensor, reduction: str) -> Tensor:
     return F.cross_entropy(logits, y, reduction=reduction)
 
 
+def loss_cross_entropy(logits: Tensor, y: Tensor, params: ObjectiveParams) -> Tensor:
+    """The cross-entropy term of a training loss under ``params.reduction``.
+
+    In a shard of a global batch a ``mean`` is taken over the *global* batch (Σ_shard CE / B), so
+    that the ranks' terms add up to the single-process mean.
+    """
+    if params.reduction == "mean" and params.global_batch_size is not None:
+        return F.cross_entropy(logits, y, reduction="sum") / params.global_batch_size
+    return cross_entropy(logits, y, params.reduction)
+
+
+def per_example_mean(term: Tensor, n: int, params: ObjectiveParams) -> Tensor:
+    """Mean CE per example of this batch (or shard), from a :func:`loss_cross_entropy` term of ``n``
+    examples; detached, for the logs."""
+    term = term.detach()
+    if params.reduction == "sum":
+        return term / n
+    if params.global_batch_size is not None:
+        return term * (params.global_batch_size / n)
+    return term
+
+
+def batch_share(n: int, params: ObjectiveParams) -> float:
+    """n / B: the fraction of the global batch a shard of ``n`` examples is (1.0 in a single process)."""
+    return 1.0 if params.global_batch_size is None else n / params.global_batch_size
+
+
 def weight_decay_term(model: nn.Module, params: ObjectiveParams) -> Tensor | float:
     """wd·Σ‖w‖²/2 over conv and FC weights only (the original's loss term, not SGD's weight_decay)."""
     if params.weight_decay == 0.0:
@@ -93,12 +132,19 @@ def weight_decay_term(model: nn.Module, params: ObjectiveParams) -> Tensor | flo
     return params.weight_decay * 0.5 * sum(w.square().sum() for w in weight_decay_parameters(model))
 
 
+def weight_decay_share(model: nn.Module, x: Tensor, params: ObjectiveParams) -> Tensor | float:
+    """This shard's part of the weight-decay term: (n/B)·wd·Σ‖w‖²/2, the whole term in one process."""
+    term = weight_decay_term(model, params)
+    share = batch_share(x.shape[0], params)
+    return term if share == 1.0 else share * term
+
+
 def adversarial(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> Tensor:
     """x' from PGD with the config's ``loss_func``; detached, a constant for the outer step."""
     return pgd(
         model, x, y, params.epsilon, params.num_steps, params.step_size, params.random_start,
         params.loss_func, params.bounds, m=params.m, approx_factor=params.approx_factor, lam=params.lam,
-        chunk_size=params.pgd_chunk_size,
+        chunk_size=params.pgd_chunk_size, start_noise=params.start_noise,
     )
 
 

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from robustattr.training.objectives._base import (
-    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, regularizer, weight_decay_term,
+    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, loss_cross_entropy, per_example_mean,
+    regularizer, weight_decay_share,
 )
 
 
@@ -21,16 +22,15 @@ def ig_norm(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> 
     """
     x_adv = adversarial(model, x, y, params)
     logits = model(x)
-    ce = cross_entropy(logits, y, params.reduction)
+    ce = loss_cross_entropy(logits, y, params)
     reg = regularizer(model, x, x_adv, y, params)
-    loss = ce + params.lam * reg + weight_decay_term(model, params)
+    loss = ce + params.lam * reg + weight_decay_share(model, x, params)
     with torch.no_grad():
         adv_logits = model(x_adv)
-    per_example = x.shape[0] if params.reduction == "sum" else 1
     return LossOut(loss, {
         "loss": loss.detach(),
         "nat_acc": accuracy(logits, y),
-        "nat_loss": ce.detach() / per_example,
+        "nat_loss": per_example_mean(ce, x.shape[0], params),
         "adv_acc": accuracy(adv_logits, y),
         "adv_loss": cross_entropy(adv_logits, y, "mean"),
         "ig": reg.detach(),

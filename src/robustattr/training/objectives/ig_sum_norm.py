@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from robustattr.training.objectives._base import (
-    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, regularizer, weight_decay_term,
+    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, loss_cross_entropy, per_example_mean,
+    regularizer, weight_decay_share,
 )
 
 
@@ -20,17 +21,16 @@ def ig_sum_norm(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams)
     """
     x_adv = adversarial(model, x, y, params)
     adv_logits = model(x_adv)
-    adv_ce = cross_entropy(adv_logits, y, params.reduction)
+    adv_ce = loss_cross_entropy(adv_logits, y, params)
     reg = regularizer(model, x, x_adv, y, params)
-    loss = adv_ce + params.lam * reg + weight_decay_term(model, params)
+    loss = adv_ce + params.lam * reg + weight_decay_share(model, x, params)
     with torch.no_grad():
         nat_logits = model(x)
-    per_example = x.shape[0] if params.reduction == "sum" else 1
     return LossOut(loss, {
         "loss": loss.detach(),
         "nat_acc": accuracy(nat_logits, y),
         "nat_loss": cross_entropy(nat_logits, y, "mean"),
         "adv_acc": accuracy(adv_logits, y),
-        "adv_loss": adv_ce.detach() / per_example,
+        "adv_loss": per_example_mean(adv_ce, x.shape[0], params),
         "ig": reg.detach(),
     })

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from robustattr.training.objectives._base import (
-    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, weight_decay_term,
+    LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, loss_cross_entropy, per_example_mean,
+    weight_decay_share,
 )
 
 
@@ -18,15 +19,14 @@ def madry(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> Lo
     """
     x_adv = adversarial(model, x, y, params)
     adv_logits = model(x_adv)
-    adv_ce = cross_entropy(adv_logits, y, params.reduction)
-    loss = adv_ce + weight_decay_term(model, params)
+    adv_ce = loss_cross_entropy(adv_logits, y, params)
+    loss = adv_ce + weight_decay_share(model, x, params)
     with torch.no_grad():  # for the logs only: one forward against the 41 of the step
         nat_logits = model(x)
-    per_example = x.shape[0] if params.reduction == "sum" else 1
     return LossOut(loss, {
         "loss": loss.detach(),
         "nat_acc": accuracy(nat_logits, y),
         "nat_loss": cross_entropy(nat_logits, y, "mean"),
         "adv_acc": accuracy(adv_logits, y),
-        "adv_loss": adv_ce.detach() / per_example,
+        "adv_loss": per_example_mean(adv_ce, x.shape[0], params),
     })

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robustattr.training.objectives._base import (
-    LossOut, ObjectiveParams, accuracy, cross_entropy, weight_decay_term,
+    LossOut, ObjectiveParams, accuracy, loss_cross_entropy, per_example_mean, weight_decay_share,
 )
 
 
@@ -16,7 +16,7 @@ def natural(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> 
         x: (B, C, H, W) float in ``params.bounds``; y: (B,) int64.
     """
     logits = model(x)
-    ce = cross_entropy(logits, y, params.reduction)
-    loss = ce + weight_decay_term(model, params)
-    mean_ce = ce.detach() / x.shape[0] if params.reduction == "sum" else ce.detach()
+    ce = loss_cross_entropy(logits, y, params)
+    loss = ce + weight_decay_share(model, x, params)
+    mean_ce = per_example_mean(ce, x.shape[0], params)
     return LossOut(loss, {"loss": loss.detach(), "nat_acc": accuracy(logits, y), "nat_loss": mean_ce})
