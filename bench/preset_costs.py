@@ -6,12 +6,13 @@ per example, 40 PGD steps), so each preset is measured on a few synthetic exampl
 dataset's shape and pixel range (the cost of these workloads does not depend on the pixel values
 or the training state) and extrapolated linearly:
 
-* training: one step with 1 PGD step and one with 2, same batch (the preset's for NATURAL and
-  Madry, ``--batch`` for IG-NORM / IG-SUM-NORM); PGD-step cost = t(2) − t(1), update cost =
-  t(1) − PGD-step cost; a full step = (update + K·PGD step) · batch_size / measured batch. FLOPs (``torch.utils.flop_counter``) are extrapolated the same way.
-* evaluation, per test image: the attribution attack (the preset's method, saliency and IG
-  steps) with 1 and 2 attack steps → per-step cost; an image = times · (steps · per-step +
-  rest); plus the PGD of NA/AA (K steps of the preset, measured with 2 steps and scaled).
+* training, on a batch of the preset's size for NATURAL and Madry and of ``--batch`` for
+  IG-NORM / IG-SUM-NORM: the update (the objective with 0 PGD steps) and one PGD step on the
+  training loss, timed separately; a full step = (update + K·PGD step) · batch_size / batch. FLOPs (``torch.utils.flop_counter``) are extrapolated the same way.
+* evaluation, per test image: the clean saliency map (IG with the preset's steps) and the
+  attribution attack with 2 steps, timed separately; per attack step = (attack − map) / 2; an
+  image = map + times · steps · per attack step; plus the PGD of NA/AA (K steps of the preset,
+  measured with 2 steps and scaled).
 
 Totals: training = per step · max_num_training_steps; evaluation = per image · the preset's
 evaluated test images. The GPU projection divides the counted FLOPs by ``--gpu-tflops`` (an
@@ -36,7 +37,7 @@ import common  # noqa: E402
 from robustattr import data, models  # noqa: E402
 from robustattr.attacks.attribution_attack import attribution_attack  # noqa: E402
 from robustattr.attacks import pgd  # noqa: E402
-from robustattr.attribution import default_chunk_size  # noqa: E402
+from robustattr.attribution import default_chunk_size, integrated_gradients, simple_gradient  # noqa: E402
 from robustattr.config import load_config  # noqa: E402
 from robustattr.training import ObjectiveParams  # noqa: E402
 from robustattr.training.objectives import get_objective  # noqa: E402
@@ -44,6 +45,7 @@ from robustattr.training.objectives import get_objective  # noqa: E402
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DATASETS = ("mnist", "fashion-mnist", "gtsrb", "flower17")
 METHODS = ("natural", "madry", "ig-norm", "ig-sum-norm")
+ATTACK_STEPS = 2  # attack steps timed per image (then scaled to the preset's)
 
 
 def _timed(fn, repeats: int) -> float:
@@ -71,59 +73,64 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
     uses_ig = cfg.loss_func not in ("xent", "cw")
     pgd_points = (-(-cfg.m // cfg.approx_factor) if cfg.loss_func.endswith("_approx") else cfg.m) if uses_ig else 1
 
-    def train_step(k: int):
-        params = ObjectiveParams.from_config(cfg.replace(num_steps=k), info.value_range,
-                                             default_chunk_size(cfg.m, device), default_chunk_size(pgd_points, device))
+    train_chunk, pgd_chunk = default_chunk_size(cfg.m, device), default_chunk_size(pgd_points, device)
 
-        def run() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            objective(model, x, y, params).loss.backward()
-            optimizer.step()
-        return run
+    def update() -> None:  # the step without its PGD (num_steps 0: x' is the random start)
+        params = ObjectiveParams.from_config(cfg.replace(num_steps=0), info.value_range, train_chunk, pgd_chunk)
+        optimizer.zero_grad(set_to_none=True)
+        objective(model, x, y, params).loss.backward()
+        optimizer.step()
 
-    has_pgd = cfg.training_objective != "nat"
-    t1, f1 = _timed(train_step(1), repeats), common.count_flops(train_step(1))
-    if has_pgd:
-        t2, f2 = _timed(train_step(2), repeats), common.count_flops(train_step(2))
-        pgd_t, pgd_f = max(t2 - t1, 0.0), max(f2 - f1, 0)
-        update_t, update_f = max(t1 - pgd_t, 0.0), f1 - pgd_f
-        step_t = (update_t + cfg.num_steps * pgd_t) * cfg.training_batch_size / batch
-        step_f = (update_f + cfg.num_steps * pgd_f) * cfg.training_batch_size / batch
-    else:
-        step_t, step_f = t1 * cfg.training_batch_size / batch, f1 * cfg.training_batch_size / batch
+    def pgd_step() -> None:  # one PGD step on the training loss
+        pgd(model, x, y, cfg.epsilon, 1, cfg.step_size, cfg.random_start, cfg.loss_func, info.value_range,
+            m=cfg.m, approx_factor=cfg.approx_factor, lam=cfg.lambda_, chunk_size=pgd_chunk)
 
-    # Evaluation: attack labels = the model's own predictions, so every image is "correct" and attacked.
+    k = cfg.num_steps if cfg.training_objective != "nat" else 0
+    update_t, update_f = _timed(update, repeats), common.count_flops(update)
+    pgd_t, pgd_f = (_timed(pgd_step, repeats), common.count_flops(pgd_step)) if k else (0.0, 0)
+    scale = cfg.training_batch_size / batch
+    step_t, step_f = (update_t + k * pgd_t) * scale, (update_f + k * pgd_f) * scale
+
+    # Evaluation: attack labels = the model's own predictions, so the image is "correct" and attacked.
     model.eval()
+    x1 = x[:1]
     with torch.no_grad():
-        y_pred = model(x[:1]).argmax(1)
+        y1 = model(x1).argmax(1)
+    ig_chunk = default_chunk_size(cfg.num_IG_steps, device)
 
-    def attack(steps: int):
-        def run() -> None:
-            attribution_attack(model, x[:1], y_pred, method=cfg.attribution_attack_method,
-                               measure=cfg.attribution_attack_measure, epsilon=cfg.epsilon,
-                               step_size=cfg.attribution_attack_step_size, steps=steps, times=1,
-                               k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type,
-                               ig_steps=cfg.num_IG_steps, bounds=info.value_range,
-                               integer_pixels=hi > 1, chunk_size=default_chunk_size(cfg.num_IG_steps, device))
-        return run
+    def clean_map() -> None:  # what an attack computes once, besides its steps
+        if cfg.saliency_type == "ig":
+            integrated_gradients(model, x1, y1, steps=cfg.num_IG_steps, chunk_size=ig_chunk)
+        else:
+            simple_gradient(model, x1, y1)
 
-    a1, a2 = _timed(attack(1), max(1, repeats - 1)), _timed(attack(2), max(1, repeats - 1))
-    fa1, fa2 = common.count_flops(attack(1)), common.count_flops(attack(2))
-    per_attack_step, per_attack_step_f = max(a2 - a1, 0.0), max(fa2 - fa1, 0)
-    attr_image_t = cfg.attribution_attack_times * (cfg.attribution_attack_steps * per_attack_step + max(a1 - per_attack_step, 0.0))
-    attr_image_f = cfg.attribution_attack_times * (cfg.attribution_attack_steps * per_attack_step_f + (fa1 - per_attack_step_f))
+    def attack_steps() -> None:
+        attribution_attack(model, x1, y1, method=cfg.attribution_attack_method,
+                           measure=cfg.attribution_attack_measure, epsilon=cfg.epsilon,
+                           step_size=cfg.attribution_attack_step_size, steps=ATTACK_STEPS, times=1,
+                           k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type,
+                           ig_steps=cfg.num_IG_steps, bounds=info.value_range,
+                           integer_pixels=hi > 1, chunk_size=ig_chunk)
 
-    def aa(k: int):
-        return lambda: pgd(model, x, y, cfg.epsilon, k, cfg.step_size, cfg.random_start, "xent", info.value_range)
+    map_t, map_f = _timed(clean_map, repeats), common.count_flops(clean_map)
+    walk_t, walk_f = _timed(attack_steps, repeats), common.count_flops(attack_steps)
+    per_step_t, per_step_f = max(walk_t - map_t, 0.0) / ATTACK_STEPS, max(walk_f - map_f, 0) / ATTACK_STEPS
+    walks = cfg.attribution_attack_times
+    attr_image_t = walks * cfg.attribution_attack_steps * per_step_t + map_t
+    attr_image_f = walks * cfg.attribution_attack_steps * per_step_f + map_f
 
-    aa_t = _timed(aa(2), repeats) / 2 * cfg.num_steps / batch
-    aa_f = common.count_flops(aa(2)) / 2 * cfg.num_steps / batch
+    def aa() -> None:  # NA/AA: 2 PGD steps of xent on the measured batch
+        pgd(model, x, y, cfg.epsilon, 2, cfg.step_size, cfg.random_start, "xent", info.value_range)
+
+    aa_t = _timed(aa, repeats) / 2 * cfg.num_steps / batch
+    aa_f = common.count_flops(aa) / 2 * cfg.num_steps / batch
     test_images = min(cfg.num_eval_examples, info.split_sizes["test"])
     return {
         "preset": f"configs/{dataset}/{method}.json", "dataset": dataset, "method": method,
         "model": cfg.model or info.default_model, "measured_batch": batch,
         "training_steps": cfg.max_num_training_steps, "batch_size": cfg.training_batch_size,
-        "pgd_steps": cfg.num_steps if has_pgd else 0, "m": cfg.m if cfg.training_objective in ("ar", "adv_ar") else None,
+        "pgd_steps": k, "seconds_update": update_t, "seconds_per_pgd_step": pgd_t,
+        "seconds_per_attack_step": per_step_t, "m": cfg.m if cfg.training_objective in ("ar", "adv_ar") else None,
         "seconds_per_training_step": step_t, "gflop_per_training_step": step_f / 1e9,
         "attack": {"steps": cfg.attribution_attack_steps, "times": cfg.attribution_attack_times, "ig_steps": cfg.num_IG_steps},
         "seconds_per_evaluated_image": attr_image_t + aa_t, "gflop_per_evaluated_image": (attr_image_f + aa_f) / 1e9,
