@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import common  # noqa: E402
 from robustattr import data  # noqa: E402
@@ -168,10 +167,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="attack steps (paper: 100)")
     parser.add_argument("--ig-steps", type=int, default=50, help="IG counterfactuals n (paper: 100)")
     parser.add_argument("--chunk", type=int, default=0, help="ours: examples per double-backprop pass (0: whole batch)")
-    args = parser.parse_args()
-    result = run(args)
-    print(common.format_table([result]))
-    common.write_entry(result, args.out)
+    common.run_and_report(run, parser.parse_args())
 
 
 if __name__ == "__main__":

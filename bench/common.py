@@ -235,3 +235,11 @@ def count_flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return int(counter.get_total_flops())
+
+
+def run_and_report(run: Callable[[argparse.Namespace], dict], args: argparse.Namespace) -> dict:
+    """Run one benchmark, print its table row and write its entry (``args.out``)."""
+    result = run(args)
+    print(format_table([result]))
+    write_entry(result, args.out)
+    return result

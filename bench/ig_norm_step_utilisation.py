@@ -133,10 +133,7 @@ def main() -> None:
                              "default for the device, the default; 0: whole batch)")
     parser.add_argument("--no-compare-whole-batch", dest="compare_whole_batch", action="store_false",
                         help="skip timing the same step with one pass per batch")
-    args = parser.parse_args()
-    result = run(args)
-    print(common.format_table([result]))
-    common.write_entry(result, args.out)
+    common.run_and_report(run, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -133,10 +133,7 @@ def main() -> None:
     parser.add_argument("--tune-rounds", type=int, default=2, help="timed calls per candidate when tuning (min counts)")
     parser.add_argument("--models", nargs="+", default=["mnist_cnn", "gtsrb_resnet"])
     parser.set_defaults(warmup=0)  # tuning already ran every chunk shape of the timed calls
-    args = parser.parse_args()
-    result = run(args)
-    print(common.format_table([result]))
-    common.write_entry(result, args.out)
+    common.run_and_report(run, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -134,10 +134,7 @@ def main() -> None:
     parser.add_argument("--no-start-check", action=argparse.BooleanOptionalAction, default=True,
                         help="also compare AA at eps 0.1 without random start (deterministic on both sides)")
     parser.set_defaults(repeats=5)
-    args = parser.parse_args()
-    result = run(args)
-    print(common.format_table([result]))
-    common.write_entry(result, args.out)
+    common.run_and_report(run, parser.parse_args())
 
 
 if __name__ == "__main__":
