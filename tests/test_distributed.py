@@ -130,7 +130,7 @@ def test_two_ranks_train_like_one_process_and_resume_with_one(mnist_root: Path, 
     launch = _torchrun("train", config)  # runs while the reference trains here
 
     reference = tmp_path / "one"
-    train(load_config(None, base=_train_config(mnist_root, reference, steps=4)), progress=False)
+    train(load_config(None, base=_train_config(mnist_root, reference, steps=3)), progress=False)
     code, out, err = _finish(launch)
     assert code == 0, err[-3000:]
     assert json.loads(out)["steps"] == 2  # one JSON result: only rank 0 prints
@@ -140,7 +140,7 @@ def test_two_ranks_train_like_one_process_and_resume_with_one(mnist_root: Path, 
         want = _weights(reference / f"checkpoint-{step:08d}.safetensors")
         assert got.keys() == want.keys()
         for key in want:
-            torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-6, msg=key)
+            torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-6, msg=lambda detail, key=key: f"{key}: {detail}")
     # The logged metrics are those of the global batch, not of rank 0's shard.
     lines = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (two, reference)]
     assert [r["step"] for r in lines[0]] == [0, 1]
@@ -151,11 +151,15 @@ def test_two_ranks_train_like_one_process_and_resume_with_one(mnist_root: Path, 
     assert sidecars[0]["data_order"] == sidecars[1]["data_order"] and sidecars[0]["rng"] == sidecars[1]["rng"]
 
     # The checkpoint is the single-process state: one process continues where the two ranks stopped.
-    resumed = _train_config(mnist_root, two, steps=4)
+    # One step only: PGD's sign steps turn a float-order difference of 1e-7 into a step-sized change
+    # of the adversarial input once some pixel's gradient crosses zero, and from then on the runs
+    # part by about the learning rate (measured between two ranks and one process: 3e-7 after step 3,
+    # 1e-3 after step 4). One process resuming its own checkpoint is exact (tests/training).
+    resumed = _train_config(mnist_root, two, steps=3)
     train(load_config(None, base={**resumed, "continue_train": True}), progress=False)
-    got, want = (_weights(d / "checkpoint-00000004.safetensors") for d in (two, reference))
+    got, want = (_weights(d / "checkpoint-00000003.safetensors") for d in (two, reference))
     for key in want:
-        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-6, msg=key)
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-6, msg=lambda detail, key=key: f"{key}: {detail}")
 
 
 @pytest.fixture(scope="module")
