@@ -55,5 +55,8 @@ def evaluation_is_current(path: Path, cfg: Config, keys: Iterable[str]) -> bool:
         return False
     result: dict[str, Any] = json.loads(path.read_text())
     settings = cfg.to_dict()
+    if settings.get("num_adversarial_examples") is None and "num_examples" in result:
+        # None asks for AA on every evaluated image; the file records the count that resolved to.
+        settings["num_adversarial_examples"] = result["num_examples"]
     same_settings = all(result[k] == settings[k] for k in keys if k in result)
     return same_settings and result.get("checkpoint_step") == max(list_checkpoints(cfg.model_dir), default=None)
