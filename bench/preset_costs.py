@@ -48,20 +48,15 @@ METHODS = ("natural", "madry", "ig-norm", "ig-sum-norm")
 ATTACK_STEPS = 2  # attack steps timed per image (then scaled to the preset's)
 
 
-def _timed(fn, repeats: int) -> float:
+def _timed(fn, repeats: int, device: torch.device) -> float:
     fn()  # warm-up (allocator, kernels)
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return common.median(times)
+    return common.median([common.time_call(fn, device) for _ in range(repeats)])
 
 
 def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torch.device) -> dict:
     cfg = load_config(CONFIGS / dataset / f"{method}.json", ["device=cpu"])
     info = data.get_info(dataset)
-    if cfg.training_objective in ("nat", "adv"):  # cheap enough to time at the preset's own batch
+    if batch <= 0 or cfg.training_objective in ("nat", "adv"):  # NATURAL, Madry: cheap enough for the full batch
         batch = cfg.training_batch_size
     lo, hi = info.value_range
     torch.manual_seed(0)
@@ -86,8 +81,8 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
             m=cfg.m, approx_factor=cfg.approx_factor, lam=cfg.lambda_, chunk_size=pgd_chunk)
 
     k = cfg.num_steps if cfg.training_objective != "nat" else 0
-    update_t, update_f = _timed(update, repeats), common.count_flops(update)
-    pgd_t, pgd_f = (_timed(pgd_step, repeats), common.count_flops(pgd_step)) if k else (0.0, 0)
+    update_t, update_f = _timed(update, repeats, device), common.count_flops(update)
+    pgd_t, pgd_f = (_timed(pgd_step, repeats, device), common.count_flops(pgd_step)) if k else (0.0, 0)
     scale = cfg.training_batch_size / batch
     step_t, step_f = (update_t + k * pgd_t) * scale, (update_f + k * pgd_f) * scale
 
@@ -112,8 +107,8 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
                            ig_steps=cfg.num_IG_steps, bounds=info.value_range,
                            integer_pixels=hi > 1, chunk_size=ig_chunk)
 
-    map_t, map_f = _timed(clean_map, repeats), common.count_flops(clean_map)
-    walk_t, walk_f = _timed(attack_steps, repeats), common.count_flops(attack_steps)
+    map_t, map_f = _timed(clean_map, repeats, device), common.count_flops(clean_map)
+    walk_t, walk_f = _timed(attack_steps, repeats, device), common.count_flops(attack_steps)
     per_step_t, per_step_f = max(walk_t - map_t, 0.0) / ATTACK_STEPS, max(walk_f - map_f, 0) / ATTACK_STEPS
     walks = cfg.attribution_attack_times
     attr_image_t = walks * cfg.attribution_attack_steps * per_step_t + map_t
@@ -122,7 +117,7 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
     def aa() -> None:  # NA/AA: 2 PGD steps of xent on the measured batch
         pgd(model, x, y, cfg.epsilon, 2, cfg.step_size, cfg.random_start, "xent", info.value_range)
 
-    aa_t = _timed(aa, repeats) / 2 * cfg.num_steps / batch
+    aa_t = _timed(aa, repeats, device) / 2 * cfg.num_steps / batch
     aa_f = common.count_flops(aa) / 2 * cfg.num_steps / batch
     test_images = min(cfg.num_eval_examples, info.split_sizes["test"])
     return {
@@ -135,8 +130,8 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
         "attack": {"steps": cfg.attribution_attack_steps, "times": cfg.attribution_attack_times, "ig_steps": cfg.num_IG_steps},
         "seconds_per_evaluated_image": attr_image_t + aa_t, "gflop_per_evaluated_image": (attr_image_f + aa_f) / 1e9,
         "evaluated_images": test_images,
-        "cpu_hours_training": step_t * cfg.max_num_training_steps / 3600,
-        "cpu_hours_evaluation": (attr_image_t + aa_t) * test_images / 3600,
+        "hours_training": step_t * cfg.max_num_training_steps / 3600,
+        "hours_evaluation": (attr_image_t + aa_t) * test_images / 3600,
         "total_pflop": (step_f * cfg.max_num_training_steps + (attr_image_f + aa_f) * test_images) / 1e15,
     }
 
@@ -145,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", metavar="DATASET/METHOD", help="e.g. mnist/ig-norm (default: all 16)")
     parser.add_argument("--batch", type=int, default=5,
-                        help="examples per measured IG-NORM / IG-SUM-NORM step (NATURAL and Madry: the preset's batch)")
+                        help="examples per measured IG-NORM / IG-SUM-NORM step; 0: the preset's batch (NATURAL and Madry always)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--gpu-tflops", type=float, default=20.0,
@@ -163,12 +158,13 @@ def main() -> None:
         row["measure_seconds"] = round(time.perf_counter() - began, 1)
         rows.append(row)
         print(f"{unit}: {row['seconds_per_training_step']:.3g} s/step, {row['seconds_per_evaluated_image']:.3g} s/image, "
-              f"CPU {row['cpu_hours_training'] + row['cpu_hours_evaluation']:.3g} h, "
+              f"{device.type} {row['hours_training'] + row['hours_evaluation']:.3g} h, "
               f"GPU@{args.gpu_tflops:g}TFLOP/s {row['gpu_hours_projected']:.3g} h ({row['measure_seconds']} s)", flush=True)
-    out = {"environment": common.environment(), "device": common.device_label(device),
-           "gpu_tflops_assumed": args.gpu_tflops, "presets": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+        out = {"environment": common.environment(), "device": common.device_label(device),
+               "gpu_tflops_assumed": args.gpu_tflops, "presets": rows}
+        # Rewritten after every preset, so a run cut short keeps what it measured.
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

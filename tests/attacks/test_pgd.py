@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from robustattr.attacks import PGD_LOSSES, pgd, pgd_loss
-from robustattr.attacks._common import attack_mode, project_and_clamp, random_start
+from robustattr.attacks._common import attack_mode, feasible_box, project_and_clamp, random_start
 from robustattr.errors import UserInputError
 
 EPS, STEPS, ALPHA = 0.1, 10, 0.02
@@ -44,6 +44,42 @@ def test_pgd_stays_in_ball_and_bounds_and_raises_the_loss(loss: str) -> None:
         before = objective(model, x, start, y).item()
         after = objective(model, x, x_adv, y).item()
     assert after > before
+
+
+def _original_pgd(model, x, y, eps, steps, step_size, start, bounds):
+    """The original's loop, one image at a time (spec §4.1): x += a·sign(∇CE); clip to the ball; clip to the range."""
+    out = []
+    for i in range(x.shape[0]):
+        xi, xa = x[i : i + 1], start[i : i + 1].clone()
+        for _ in range(steps):
+            xa.requires_grad_(True)
+            loss = nn.functional.cross_entropy(model(xa), y[i : i + 1], reduction="sum")
+            (g,) = torch.autograd.grad(loss, xa)
+            xa = xa.detach() + step_size * torch.sign(g)
+            xa = torch.clamp(torch.clamp(xa, xi - eps, xi + eps), *bounds)
+        out.append(xa)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0])  # MNIST's [0, 1] and GTSRB's integer range
+def test_batched_pgd_equals_the_original_loop_one_image_at_a_time(scale: float) -> None:
+    model, (x, y) = _tiny_model(), _batch()
+    model[0].weight.data /= scale
+    x, eps, step, bounds = x * scale, 0.3 * scale, 0.05 * scale, (0.0, scale)
+    noise = torch.empty_like(x).uniform_(-eps, eps, generator=torch.Generator().manual_seed(3))
+    got = pgd(model, x, y, eps, 12, step, random_start=True, bounds=bounds, start_noise=noise)
+    with attack_mode(model):
+        want = _original_pgd(model, x, y, eps, 12, step, x + noise, bounds)
+    assert torch.equal(got, want)
+
+
+def test_feasible_box_clamp_is_project_then_clip_bit_for_bit() -> None:
+    g = torch.Generator().manual_seed(0)
+    for scale in (1.0, 255.0):
+        x = torch.rand(4, 3, 8, 8, generator=g) * scale
+        x_adv = x + (torch.rand(x.shape, generator=g) - 0.5) * scale  # far outside the ball and the range too
+        lower, upper = feasible_box(x, 0.1 * scale, (0.0, scale))
+        assert torch.equal(x_adv.clamp(lower, upper), project_and_clamp(x_adv, x, 0.1 * scale, (0.0, scale)))
 
 
 @pytest.mark.parametrize("loss", ["xent", "ar_approx", "adv_ar"])

@@ -7,7 +7,8 @@ All functions are batched, keep tensors on their device and never synchronise wi
 Stable API (imported by ``attacks.pgd`` and the attribution attacks):
     ``attack_mode(model)``, ``random_start(x, epsilon, generator=None)``,
     ``project_linf(x_adv, x, epsilon)``, ``clamp_bounds(x, bounds)``,
-    ``project_and_clamp(x_adv, x, epsilon, bounds)``, ``check_bounds(bounds)``,
+    ``project_and_clamp(x_adv, x, epsilon, bounds)``, ``feasible_box(x, epsilon, bounds)``,
+    ``check_bounds(bounds)``,
     ``check_epsilon(epsilon)``, ``input_gradient(loss, x_adv)``.
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "project_linf",
     "clamp_bounds",
     "project_and_clamp",
+    "feasible_box",
     "check_bounds",
     "check_epsilon",
     "input_gradient",
@@ -116,6 +118,18 @@ def project_and_clamp(
     The result is in both sets whenever ``x`` itself lies inside ``bounds``.
     """
     return clamp_bounds(project_linf(x_adv, x, epsilon), bounds)
+
+
+def feasible_box(x: torch.Tensor, epsilon: float, bounds: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel limits (lower, upper) of the ε-ball around ``x`` intersected with ``bounds``.
+
+    ``x_adv.clamp(lower, upper)`` equals ``project_and_clamp(x_adv, x, epsilon, bounds)`` bit for
+    bit when ``x`` lies inside ``bounds`` (two clamps to intervals that share ``x`` are one clamp to
+    their intersection; only min and max are involved), in one elementwise pass instead of three:
+    computed once per attack, it saves the per-step kernels that matter for small models on a GPU.
+    """
+    lo, hi = bounds
+    return (x - epsilon).clamp_min(lo), (x + epsilon).clamp_max(hi)
 
 
 def input_gradient(loss: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from robustattr.attacks._common import (
     attack_mode,
     check_bounds,
     check_epsilon,
+    feasible_box,
     input_gradient,
     project_and_clamp,
     random_start as _random_start,
@@ -128,6 +129,7 @@ def pgd(
             x_adv = x + start_noise
         else:
             x_adv = _random_start(x, eps, generator)
+        lower, upper = feasible_box(x, eps, low_high)
         for _ in range(int(steps)):
             grads = []
             for start in range(0, n, chunk):
@@ -136,7 +138,7 @@ def pgd(
                 grads.append(input_gradient(objective(model, x[part], leaf, y[part]), leaf))
             grad = grads[0] if len(grads) == 1 else torch.cat(grads)
             # sign(0) = 0: a flat loss (e.g. the IG term at x' = x) leaves the pixel where it is.
-            x_adv = project_and_clamp(x_adv + step_size * grad.sign(), x, eps, low_high)
+            x_adv = torch.add(x_adv, grad.sign(), alpha=step_size).clamp_(lower, upper)  # = project_and_clamp
         if steps == 0:
             x_adv = project_and_clamp(x_adv, x, eps, low_high)
     return x_adv.detach()
