@@ -11,7 +11,8 @@ or the training state) and extrapolated linearly:
   training loss, timed separately; a full step = (update + K·PGD step) · batch_size / batch. FLOPs (``torch.utils.flop_counter``) are extrapolated the same way.
 * evaluation, per test image: the clean saliency map (IG with the preset's steps) and the
   attribution attack with 2 steps, timed separately; per attack step = (attack − map) / 2; an
-  image = map + times · steps · per attack step; plus the PGD of NA/AA (K steps of the preset,
+  image = map + walks · steps · per attack step (walks: ``attribution_attack_times`` for the random
+  attack, 1 for the deterministic ones, as ``attribution_attack`` runs them); plus the PGD of NA/AA (K steps of the preset,
   measured with 2 steps and scaled).
 
 Totals: training = per step · max_num_training_steps; evaluation = per image · the preset's
@@ -19,6 +20,7 @@ evaluated test images. The GPU projection divides the counted FLOPs by ``--gpu-t
 *assumed* sustained rate, not a measurement: no GPU was available when this was written).
 
     .venv/bin/python bench/preset_costs.py [--only mnist/ig-norm ...] [--batch 4] [--repeats 2]
+    .venv/bin/python bench/preset_costs.py --table CPU.json [GPU.json]   # the Markdown table of docs/results.md
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
     map_t, map_f = _timed(clean_map, repeats, device), common.count_flops(clean_map)
     walk_t, walk_f = _timed(attack_steps, repeats, device), common.count_flops(attack_steps)
     per_step_t, per_step_f = max(walk_t - map_t, 0.0) / ATTACK_STEPS, max(walk_f - map_f, 0) / ATTACK_STEPS
-    walks = cfg.attribution_attack_times
+    # As attribution_attack: only the random attack restarts; topK and the others are deterministic
+    # walks, run once whatever attribution_attack_times says.
+    walks = cfg.attribution_attack_times if cfg.attribution_attack_method == "random" else 1
     attr_image_t = walks * cfg.attribution_attack_steps * per_step_t + map_t
     attr_image_f = walks * cfg.attribution_attack_steps * per_step_f + map_f
 
@@ -127,13 +131,38 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
         "pgd_steps": k, "seconds_update": update_t, "seconds_per_pgd_step": pgd_t,
         "seconds_per_attack_step": per_step_t, "m": cfg.m if cfg.training_objective in ("ar", "adv_ar") else None,
         "seconds_per_training_step": step_t, "gflop_per_training_step": step_f / 1e9,
-        "attack": {"steps": cfg.attribution_attack_steps, "times": cfg.attribution_attack_times, "ig_steps": cfg.num_IG_steps},
+        "attack": {"method": cfg.attribution_attack_method, "steps": cfg.attribution_attack_steps,
+                   "times": cfg.attribution_attack_times, "walks_run": walks, "ig_steps": cfg.num_IG_steps},
+        "seconds_clean_map": map_t, "seconds_pgd_per_image": aa_t,
         "seconds_per_evaluated_image": attr_image_t + aa_t, "gflop_per_evaluated_image": (attr_image_f + aa_f) / 1e9,
         "evaluated_images": test_images,
         "hours_training": step_t * cfg.max_num_training_steps / 3600,
         "hours_evaluation": (attr_image_t + aa_t) * test_images / 3600,
         "total_pflop": (step_f * cfg.max_num_training_steps + (attr_image_f + aa_f) * test_images) / 1e15,
     }
+
+
+def _hours(row: dict) -> str:
+    return f"{row['hours_training']:,.1f} + {row['hours_evaluation']:,.1f}"
+
+
+def markdown_table(measured: list[dict]) -> str:
+    """One row per preset, one column group per measured file (device), in file order."""
+    by_device = [(m["device"], {r["preset"]: r for r in m["presets"]}) for m in measured]
+    presets = list(dict.fromkeys(p for _, rows in by_device for p in rows))
+    head = ["preset", "steps × batch", "test images"]
+    for device, _ in by_device:
+        head += [f"{device}: s/step", "s/image", "hours (train + eval)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for preset in presets:
+        first = next(rows[preset] for _, rows in by_device if preset in rows)
+        cells = [f"`{preset}`", f"{first['training_steps']:,} × {first['batch_size']}", f"{first['evaluated_images']:,}"]
+        for _, rows in by_device:
+            row = rows.get(preset)
+            cells += ([f"{row['seconds_per_training_step']:.3g}", f"{row['seconds_per_evaluated_image']:.3g}", _hours(row)]
+                      if row else ["–", "–", "–"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -146,7 +175,12 @@ def main() -> None:
     parser.add_argument("--gpu-tflops", type=float, default=20.0,
                         help="ASSUMED sustained fp32 TFLOP/s of a GPU for the projection (not measured)")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "preset_costs.json")
+    parser.add_argument("--table", nargs="+", type=Path, metavar="JSON",
+                        help="print the Markdown table of these measurements (files this script wrote) and exit")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table([json.loads(p.read_text()) for p in args.table]))
+        return
     device = torch.device(args.device)
     units = args.only or [f"{d}/{m}" for d in DATASETS for m in METHODS]
     rows = []
