@@ -68,7 +68,7 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
             x, y = split.batch(idx)
             x, y = x.to(device), y.to(device)
             sums = torch.zeros(4, dtype=torch.float64, device=device)
-            with torch.no_grad():
+            with torch.inference_mode():
                 clean = model(x)
             sums[0] += (clean.argmax(1) == y).sum()
             sums[2] += F.cross_entropy(clean, y, reduction="sum").double()
@@ -76,7 +76,7 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
                 x_adv = pgd(model, x[:k], y[:k], cfg.epsilon, cfg.num_steps, cfg.step_size,
                             random_start=cfg.random_start, loss=loss, bounds=info.value_range,
                             generator=generator)
-                with torch.no_grad():
+                with torch.inference_mode():
                     adv = model(x_adv)
                 sums[1] += (adv.argmax(1) == y[:k]).sum()
                 sums[3] += F.cross_entropy(adv, y[:k], reduction="sum").double()
