@@ -29,7 +29,8 @@ from robustattr.errors import UserInputError, did_you_mean
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ALIASES", "Config", "describe_keys", "load_config", "load_run_or_config", "resolve_device"]
+__all__ = ["ALIASES", "Config", "describe_keys", "load_config", "load_run_or_config", "read_json_file",
+           "resolve_device"]
 
 #: The original code's other spellings (spec §10.5), accepted on input only.
 ALIASES = {"k": "num_steps", "a": "step_size", "tf_random_seed": "random_seed",
@@ -330,7 +331,9 @@ def _build(layers: Sequence[tuple[Mapping[str, Any], str]]) -> Config:
     return Config(**{attr: r[key] for key, attr in _ATTR.items()})
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` as configs are read: BOM allowed, a repeated key (other than
+    ``_comment*``) and a missing or malformed file are one-line ``UserInputError``s."""
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in pairs:
@@ -386,7 +389,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = (), *,
     """
     stack: list[tuple[Mapping[str, Any], str]] = [] if base is None else [(base, "base")]
     if path is not None:
-        stack.append((_read_json(Path(path)), str(path)))
+        stack.append((read_json_file(Path(path)), str(path)))
     return _build([*stack, *layers, (_parse_overrides(overrides), "--set")])
 
 
@@ -400,7 +403,7 @@ def load_run_or_config(path: str | Path, overrides: Iterable[str] = ()) -> Confi
     file = p / "config.json"
     if not file.is_file():
         raise UserInputError(f"run directory {p} has no config.json: train into it first or give a config file")
-    return _build([(_read_json(file), str(file)), ({"model_dir": str(p)}, f"run directory {p}"),
+    return _build([(read_json_file(file), str(file)), ({"model_dir": str(p)}, f"run directory {p}"),
                    (_parse_overrides(overrides), "--set")])
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from robustattr.config import Config, load_config
-from robustattr.config import _read_json as read_json_config
+from robustattr.config import read_json_file
 from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
 from robustattr.stages import evaluation_is_current, is_trained, train_or_resume
@@ -69,7 +69,7 @@ def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> 
     if not path.is_file():
         available = sorted(p.name for p in recipes.iterdir() if p.is_dir()) if recipes.is_dir() else []
         raise UserInputError(f"no recipe {path}; datasets with recipes in {recipes}: {', '.join(available) or 'none'}")
-    recipe = read_json_config(path)
+    recipe = read_json_file(path)
     unknown = sorted(set(recipe) - {"preset", "train", "evaluate"} - {k for k in recipe if k.startswith("_comment")})
     if unknown or not isinstance(recipe.get("preset"), str):
         raise UserInputError(f"{path}: a recipe has the keys preset (a config file), train and evaluate "
