@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from robustattr.data._io import atomic_write_json
+
 __all__ = ["write_json_atomic", "settings_digest", "ExampleLog", "EXAMPLE_FIELDS"]
 
 logger = logging.getLogger(__name__)
@@ -38,15 +40,7 @@ def _json_safe(value: Any) -> Any:
 
 def write_json_atomic(path: Path, obj: Mapping[str, Any]) -> None:
     """Write ``obj`` as indented JSON to ``path`` via a temp file, fsync and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(_json_safe(obj), fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, _json_safe(obj))
 
 
 def settings_digest(settings: Mapping[str, Any]) -> str:

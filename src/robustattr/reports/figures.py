@@ -7,13 +7,12 @@ figures render without a display. Files are written atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from robustattr.data._io import atomic_file
 from robustattr.errors import UserInputError
 
 __all__ = ["Panel", "draw_attack_panels", "draw_training_curves"]
@@ -54,15 +53,8 @@ def _pyplot():
 
 def _save(fig, out: Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     return out
 
 
