@@ -16,8 +16,9 @@ or the training state) and extrapolated linearly:
   measured with 2 steps and scaled).
 
 Totals: training = per step · max_num_training_steps; evaluation = per image · the preset's
-evaluated test images. The GPU projection divides the counted FLOPs by ``--gpu-tflops`` (an
-*assumed* sustained rate, not a measurement: no GPU was available when this was written).
+evaluated test images, in hours of the device measured (``--device cuda`` gives measured GPU hours;
+docs/results.md has an H200's). ``gpu_hours_projected`` divides the counted FLOPs by ``--gpu-tflops``,
+an *assumed* sustained rate, for a GPU you cannot measure on.
 
     .venv/bin/python bench/preset_costs.py [--only mnist/ig-norm ...] [--batch 4] [--repeats 2]
     .venv/bin/python bench/preset_costs.py --table CPU.json [GPU.json]   # the Markdown table of docs/results.md

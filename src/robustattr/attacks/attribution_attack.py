@@ -240,12 +240,13 @@ def _walk(model, surrogate, sal, x, y, s0, state, *, method, measure, epsilon, s
     best = x.clone()
     s_best = s0  # the best iterate's map, kept so that it is not computed again at the end
     crit_min = torch.ones(x.shape[0], device=x.device, dtype=s0.dtype)
+    lower, upper = _common.feasible_box(x, epsilon, bounds)  # the ε-ball ∩ pixel range, once per walk
     for _ in range(steps):
         if method == "random":
             d = random_sign(x_t, generators)
         else:
             d = sal.direction(surrogate, x_t, y, state, method)
-        x_t = _common.project_and_clamp(x_t + step_size * d, x, epsilon, bounds)
+        x_t = (x_t + step_size * d).clamp(lower, upper)  # = project_and_clamp, bit for bit
         if integer_pixels:
             x_t = torch.trunc(x_t)  # the original casts to int after clipping (spec §4.2)
         with torch.no_grad():

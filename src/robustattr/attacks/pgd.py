@@ -21,7 +21,6 @@ from robustattr.attacks._common import (
     check_epsilon,
     feasible_box,
     input_gradient,
-    project_and_clamp,
     random_start as _random_start,
 )
 from robustattr.errors import UserInputError, did_you_mean
@@ -138,7 +137,7 @@ def pgd(
                 grads.append(input_gradient(objective(model, x[part], leaf, y[part]), leaf))
             grad = grads[0] if len(grads) == 1 else torch.cat(grads)
             # sign(0) = 0: a flat loss (e.g. the IG term at x' = x) leaves the pixel where it is.
-            x_adv = torch.add(x_adv, grad.sign(), alpha=step_size).clamp_(lower, upper)  # = project_and_clamp
+            x_adv = torch.add(x_adv, grad.sign(), alpha=step_size).clamp_(lower, upper)  # = project_and_clamp (feasible_box)
         if steps == 0:
-            x_adv = project_and_clamp(x_adv, x, eps, low_high)
+            x_adv = x_adv.clamp(lower, upper)
     return x_adv.detach()
