@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from robustattr.attacks import _common
 from robustattr.attacks.attribution_objectives import (
-    MEASURES, METHODS, SALIENCIES, Softplus, criterion, objective, random_sign, saliency,
+    MEASURES, METHODS, SALIENCIES, criterion, objective, random_sign, saliency, surrogate_model,
     top_k_mask, truncated_center,
 )
 from robustattr.errors import UserInputError, did_you_mean
@@ -97,11 +97,13 @@ def attribution_attack(
     bounds: tuple[float, float] = (0.0, 1.0), integer_pixels: bool = False,
     target_map: Tensor | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
-    chunk_size: int | None = None,
+    chunk_size: int | None = None, surrogate: str = "softplus",
 ) -> AttributionAttackResult:
     """Attack the saliency maps of a batch; spec §4.2 (IG) and §4.3 (``saliency="simple_gradient"``).
 
-    ``model(x)`` gives ReLU logits and ``model(x, softplus=True)`` the surrogate's. Methods: topK,
+    ``model(x)`` gives ReLU logits; directions come from its softplus surrogate (``model(x,
+    softplus=True)`` where it has that switch, else its ReLU modules swapped), or from ``model``
+    itself with ``surrogate="none"``. Methods: topK,
     mass_center, random, target (needs ``target_map``); measures (walk criterion): kendall,
     spearman, intersection (``k_top``), mass_center. ``epsilon``/``step_size`` are in x's units.
     Restarts (``times``) run from the clean image and the one with the lowest final Kendall τ is
@@ -129,7 +131,7 @@ def attribution_attack(
     if not isinstance(generator, (torch.Generator, type(None))) and len(generator) != B:
         raise ValueError(f"got {len(generator)} generators for a batch of {B}")
     sal = _Saliency(saliency, ig_steps, chunk_size)
-    surrogate = Softplus(model)
+    surrogate = surrogate_model(model, surrogate)  # the name now holds the network
     with _common.attack_mode(model), torch.enable_grad():
         x = x.detach()
         with torch.no_grad():

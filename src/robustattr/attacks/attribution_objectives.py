@@ -6,13 +6,15 @@ are (B, H, W), channel-summed |attribution| normalised to sum to H·W (spec §2.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from robustattr.attribution import integrated_gradients, saliency_map, simple_gradient
 from robustattr import metrics
+from robustattr.attribution import integrated_gradients, saliency_map, simple_gradient, softplus_surrogate
+from robustattr.errors import UserInputError, did_you_mean
 from robustattr.metrics import kendall_tau, mass_center, spearman, top_k_intersection
 
 METHODS = ("random", "topK", "mass_center", "target")
@@ -20,19 +22,48 @@ MEASURES = ("kendall", "intersection", "spearman", "mass_center")
 SALIENCIES = ("ig", "simple_gradient")
 
 
-class Softplus(nn.Module):
-    """Weight-sharing softplus surrogate of a robustattr model (``model(x, softplus=True)``).
+SURROGATES = ("softplus", "none")
 
-    Built here rather than imported from ``robustattr.models`` so that attacks depend on the
-    models' call contract only, not on the models package (design.md §Layers).
+
+class Softplus(nn.Module):
+    """Weight-sharing softplus surrogate of ``model``, whose ``forward(x)`` gives the smooth logits.
+
+    A model with its own switch (a ``softplus`` argument to ``forward``, as robustattr's) runs
+    ``model(x, softplus=True)``; any other model has its ``nn.ReLU`` / ``nn.LeakyReLU`` modules
+    swapped for softplus during each forward (:func:`~robustattr.attribution.softplus_surrogate`).
+    Attacks depend on that call contract only, not on the models package (design.md §Layers).
+
+    Raises:
+        UserInputError: the model has neither a switch nor a module to swap.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.inner = model
+        self.own_switch = "softplus" in inspect.signature(model.forward).parameters
+        if not self.own_switch:
+            with softplus_surrogate(model):  # fails now, with the one clear error, not mid-attack
+                pass
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.inner(x, softplus=True)
+        if self.own_switch:
+            return self.inner(x, softplus=True)
+        with softplus_surrogate(self.inner):
+            return self.inner(x)
+
+
+def surrogate_model(model: nn.Module, surrogate: str = "softplus") -> nn.Module:
+    """The network whose saliency gradient gives attack directions.
+
+    ``surrogate="softplus"``: :class:`Softplus` (a ReLU network has no useful second derivative);
+    ``"none"``: ``model`` itself, for smooth models or when asked for explicitly.
+    """
+    if surrogate not in SURROGATES:
+        raise UserInputError(
+            f"attribution_attack_surrogate={surrogate!r} is not supported; choose from "
+            f"{', '.join(SURROGATES)}{did_you_mean(surrogate, SURROGATES)}"
+        )
+    return model if surrogate == "none" else Softplus(model)
 
 
 def saliency(

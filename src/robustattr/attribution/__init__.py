@@ -15,6 +15,7 @@ from robustattr.attribution.regularizer import (
     loss_path_alphas,
 )
 from robustattr.attribution.saliency import gradient_saliency, ig_saliency, saliency_map
+from robustattr.attribution.surrogate import SoftplusActivation, softplus_surrogate, swappable_activations
 
 __all__ = [
     "CPU_POINTS_PER_PASS",
@@ -32,4 +33,7 @@ __all__ = [
     "right_riemann_alphas",
     "saliency_map",
     "simple_gradient",
+    "SoftplusActivation",
+    "softplus_surrogate",
+    "swappable_activations",
 ]
