@@ -213,6 +213,7 @@ _OBJECTIVES = ("nat", "adv", "ar", "adv_ar")
 _LOSSES = ("xent", "cw", "ar", "ar_approx", "adv_ar", "adv_ar_approx")
 _METHODS = ("random", "topK", "mass_center", "target")
 _MEASURES = ("kendall", "intersection", "spearman", "mass_center")
+_SALIENCIES = ("ig", "simple_gradient", "input_x_gradient", "smoothgrad")  # attribution.SALIENCY_KINDS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,7 +268,13 @@ class Config:
     attribution_attack_measure: str = _key(_choice(*_MEASURES), "kendall", "what the attack minimises")
     attribution_attack_target: tuple[int, int, int, int] | None = _key(
         _BOX, None, "[row0, col0, row1, col1] box of the target method", _box_inside, nullable=True)
-    saliency_type: str = _key(_choice("ig", "simple_gradient"), "ig", "saliency map attacked")
+    saliency_type: str = _key(_choice(*_SALIENCIES), "ig", "saliency map attacked: " + ", ".join(_SALIENCIES))
+    ig_baseline: float = _key(_FLOAT, 0.0, "ig: the path's start, a constant in pixel units (0: black)")
+    smoothgrad_samples: int = _key(_INT, 50, "smoothgrad: noisy copies per map", _ONE)
+    smoothgrad_noise: float = _key(_FLOAT, 0.15, "smoothgrad: noise sigma as a fraction of the pixel range", _POS)
+    attribution_attack_surrogate: str = _key(
+        _choice("softplus", "none"), "softplus",
+        "softplus (ReLUs smoothed, same weights) or none (the model's own gradients)")
     k_top: int = _key(_INT, _by_dataset(200, 100, fashion_mnist=100, flower17=1000), "top-k pixels attacked", _PIXELS)
     eval_k_top: int = _key(_INT, _by_dataset(100, 100, flower17=1000), "k of the reported intersection", _PIXELS)
     attribution_attack_step_size: float = _key(_FLOAT, _by_dataset(0.01, 1.0), "attack step size", _POS)

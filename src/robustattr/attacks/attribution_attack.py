@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from robustattr.attacks import _common
+from robustattr.attribution import SaliencyMethod
 from robustattr.attacks.attribution_objectives import (
     MEASURES, METHODS, SALIENCIES, criterion, objective, random_sign, saliency, surrogate_model,
     top_k_mask, truncated_center,
@@ -71,7 +72,7 @@ def check_attack_settings(
     """Raise :class:`UserInputError` naming the setting when the attack cannot run as asked."""
     _choose("attribution_attack_method", method, METHODS)
     _choose("attribution_attack_measure", measure, MEASURES)
-    _choose("saliency_type", saliency_type, SALIENCIES)
+    _choose("saliency_type", getattr(saliency_type, "kind", saliency_type), SALIENCIES)
     pixels = image_hw[0] * image_hw[1]
     for name, k in (("k_top", k_top), ("eval_k_top", eval_k_top)):
         if not 1 <= k <= pixels:
@@ -93,13 +94,16 @@ def check_attack_settings(
 def attribution_attack(
     model: nn.Module, x: Tensor, y: Tensor, *, method: str = "topK", measure: str = "kendall",
     epsilon: float, step_size: float, steps: int, times: int = 1, k_top: int,
-    eval_k_top: int | None = None, saliency: str = "ig", ig_steps: int = 100,
+    eval_k_top: int | None = None, saliency: str | SaliencyMethod = "ig", ig_steps: int = 100,
     bounds: tuple[float, float] = (0.0, 1.0), integer_pixels: bool = False,
     target_map: Tensor | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     chunk_size: int | None = None, surrogate: str = "softplus",
 ) -> AttributionAttackResult:
     """Attack the saliency maps of a batch; spec §4.2 (IG) and §4.3 (``saliency="simple_gradient"``).
+
+    ``saliency`` may also be ``input_x_gradient``, ``smoothgrad`` or a :class:`SaliencyMethod`
+    with settings (an IG baseline, SmoothGrad's samples and noise); ``ig_steps`` serves names only.
 
     ``model(x)`` gives ReLU logits; directions come from its softplus surrogate (``model(x,
     softplus=True)`` where it has that switch, else its ReLU modules swapped), or from ``model``

@@ -13,13 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from robustattr import metrics
-from robustattr.attribution import integrated_gradients, saliency_map, simple_gradient, softplus_surrogate
+from robustattr.attribution import SALIENCY_KINDS, SaliencyMethod, softplus_surrogate
 from robustattr.errors import UserInputError, did_you_mean
 from robustattr.metrics import kendall_tau, mass_center, spearman, top_k_intersection
 
 METHODS = ("random", "topK", "mass_center", "target")
 MEASURES = ("kendall", "intersection", "spearman", "mass_center")
-SALIENCIES = ("ig", "simple_gradient")
+SALIENCIES = SALIENCY_KINDS
 
 
 SURROGATES = ("softplus", "none")
@@ -70,25 +70,25 @@ def saliency(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
-    kind: str,
+    kind: str | SaliencyMethod,
     ig_steps: int,
     *,
     create_graph: bool = False,
     chunk_size: int | None = None,
 ) -> Tensor:
-    """(B, H, W) saliency of the logit of ``y``: IG with zero baseline (``ig``) or |∇x| (``simple_gradient``).
+    """(B, H, W) saliency of the logit of ``y``: ``kind`` names a method of :data:`SALIENCIES` (IG
+    with zero baseline and ``ig_steps`` points for ``ig``) or is a :class:`SaliencyMethod` with settings.
 
     With ``create_graph=True`` the map stays differentiable w.r.t. ``x`` (which must require grad):
     autograd then gives the exact total derivative through all counterfactuals, their i/n weights
     and the (x − 0) factor, as the original's attack direction (spec §4.2).
     """
-    if kind == "ig":
-        attr = integrated_gradients(
-            model, x, y, steps=ig_steps, create_graph=create_graph, chunk_size=chunk_size
-        )
-    else:
-        attr = simple_gradient(model, x, y, create_graph=create_graph)
-    return saliency_map(attr)
+    return saliency_method(kind, ig_steps).map(model, x, y, create_graph=create_graph, chunk_size=chunk_size)
+
+
+def saliency_method(kind: str | SaliencyMethod, ig_steps: int) -> SaliencyMethod:
+    """``kind`` itself when it is a :class:`SaliencyMethod`, else that method with default settings."""
+    return kind if isinstance(kind, SaliencyMethod) else SaliencyMethod(kind, ig_steps=ig_steps)
 
 
 def top_k_mask(s: Tensor, k: int) -> Tensor:

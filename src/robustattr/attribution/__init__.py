@@ -3,7 +3,9 @@
 Pure functions over batched (B, C, H, W) tensors; nothing here prints or loops over examples.
 """
 
-from robustattr.attribution.ig import integrated_gradients, path_gradients, right_riemann_alphas, simple_gradient
+from robustattr.attribution.ig import (
+    integrated_gradients, mean_point_gradients, path_gradients, right_riemann_alphas, simple_gradient,
+)
 from robustattr.attribution.regularizer import (
     activation_bytes_per_image,
     CPU_POINTS_PER_PASS,
@@ -14,7 +16,9 @@ from robustattr.attribution.regularizer import (
     loss_integrated_gradients,
     loss_path_alphas,
 )
-from robustattr.attribution.saliency import gradient_saliency, ig_saliency, saliency_map
+from robustattr.attribution.saliency import (
+    SALIENCY_KINDS, SaliencyMethod, gradient_saliency, ig_saliency, input_x_gradient, saliency_map, smoothgrad,
+)
 from robustattr.attribution.surrogate import SoftplusActivation, softplus_surrogate, swappable_activations
 
 __all__ = [
@@ -26,13 +30,18 @@ __all__ = [
     "gradient_saliency",
     "ig_regularizer",
     "ig_saliency",
+    "input_x_gradient",
     "integrated_gradients",
+    "mean_point_gradients",
     "loss_integrated_gradients",
     "loss_path_alphas",
     "path_gradients",
     "right_riemann_alphas",
     "saliency_map",
     "simple_gradient",
+    "smoothgrad",
+    "SALIENCY_KINDS",
+    "SaliencyMethod",
     "SoftplusActivation",
     "softplus_surrogate",
     "swappable_activations",

@@ -42,23 +42,50 @@ def path_gradients(
     Returns:
         (B, C, H, W): (1/S) Σ_s ∇ scalar_fn at the S points.
     """
-    batch = start.shape[0]
     steps = alphas.shape[0]
-    chunk = batch if chunk_size is None else max(1, int(chunk_size))
     shape = (1, steps) + (1,) * (start.dim() - 1)
+    if not create_graph:
+        start, end = start.detach(), end.detach()
+
+    def points(lo: int, hi: int) -> Tensor:
+        s, e = start[lo:hi], end[lo:hi]
+        return s.unsqueeze(1) + alphas.view(shape) * (e - s).unsqueeze(1)
+
+    return mean_point_gradients(scalar_fn, points, start.shape[0], aux, create_graph=create_graph,
+                                chunk_size=chunk_size)
+
+
+def mean_point_gradients(
+    scalar_fn: Callable[[Tensor, Tensor], Tensor],
+    points: Callable[[int, int], Tensor],
+    batch: int,
+    aux: Tensor,
+    *,
+    create_graph: bool,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Mean gradient of a per-example scalar over S points per example, chunk by chunk.
+
+    Args:
+        scalar_fn: as :func:`path_gradients`.
+        points: ``(lo, hi) -> (hi − lo, S, C, H, W)``, the points of examples lo..hi−1.
+        batch: number of examples B; aux: (B,) per-example tensor, repeated for each point.
+        create_graph, chunk_size: as :func:`path_gradients`.
+    Returns:
+        (B, C, H, W): (1/S) Σ_s ∇ scalar_fn at each example's S points.
+    """
+    chunk = batch if chunk_size is None else max(1, int(chunk_size))
     means = []
     for lo in range(0, batch, chunk):
-        s, e = start[lo : lo + chunk], end[lo : lo + chunk]
-        if not create_graph:
-            s, e = s.detach(), e.detach()
-        n = s.shape[0]
+        pts = points(lo, min(batch, lo + chunk))
+        n, steps = pts.shape[:2]
         # (n, S, C, H, W) -> (n·S, C, H, W): every point of every example in one forward.
-        points = (s.unsqueeze(1) + alphas.view(shape) * (e - s).unsqueeze(1)).flatten(0, 1)
-        if not points.requires_grad:
-            points.requires_grad_(True)
-        values = scalar_fn(points, aux[lo : lo + chunk].repeat_interleave(steps))
-        (grads,) = torch.autograd.grad(values.sum(), points, create_graph=create_graph)
-        means.append(grads.view(n, steps, *s.shape[1:]).mean(dim=1))
+        flat = pts.flatten(0, 1)
+        if not flat.requires_grad:
+            flat.requires_grad_(True)
+        values = scalar_fn(flat, aux[lo : lo + n].repeat_interleave(steps))
+        (grads,) = torch.autograd.grad(values.sum(), flat, create_graph=create_graph)
+        means.append(grads.view(n, steps, *pts.shape[2:]).mean(dim=1))
     return torch.cat(means) if len(means) > 1 else means[0]
 
 

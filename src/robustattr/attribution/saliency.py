@@ -1,10 +1,23 @@
-"""Saliency maps as the paper's evaluation uses them (spec §2.3)."""
+"""Saliency maps as the paper's evaluation uses them (spec §2.3), and the methods they can come from.
+
+Besides the paper's IG (zero baseline) and simple gradient: IG from a constant non-zero baseline,
+input × gradient (Shrikumar et al., 2016) and SmoothGrad (Smilkov et al., 2017) with seeded noise.
+Every method is a deterministic function of the input, differentiable with ``create_graph=True``,
+so an attack can ascend it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
 from torch import Tensor, nn
 
-from robustattr.attribution.ig import integrated_gradients, simple_gradient
+from robustattr.attribution.ig import _target_logit, integrated_gradients, mean_point_gradients, simple_gradient
+from robustattr.errors import UserInputError, did_you_mean
+
+#: ``saliency_type`` values, in the config and the attacks.
+SALIENCY_KINDS = ("ig", "simple_gradient", "input_x_gradient", "smoothgrad")
 
 
 def saliency_map(attributions: Tensor) -> Tensor:
@@ -37,3 +50,89 @@ def ig_saliency(
 def gradient_saliency(model: nn.Module, x: Tensor, target: Tensor, create_graph: bool = False) -> Tensor:
     """(B, H, W) simple-gradient saliency: normalised Σ_c |∇_x f_target| (no ×input, spec §2.3)."""
     return saliency_map(simple_gradient(model, x, target, create_graph=create_graph))
+
+
+def input_x_gradient(model: nn.Module, x: Tensor, target: Tensor, create_graph: bool = False) -> Tensor:
+    """x ⊙ ∇_x f_target(x): (B, C, H, W) for x (B, C, H, W) and target (B,) int64 (Captum's InputXGradient)."""
+    grad = simple_gradient(model, x, target, create_graph=create_graph)
+    return (x if create_graph else x.detach()) * grad
+
+
+def smoothgrad_noise(shape: tuple[int, ...], sigma: float, seed: int, *, dtype: torch.dtype,
+                     device: torch.device) -> Tensor:
+    """(samples, C, H, W) N(0, σ²) noise, drawn on the CPU from ``seed`` so every device sees the same."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return (torch.randn(shape, generator=gen, dtype=torch.float32) * sigma).to(device=device, dtype=dtype)
+
+
+def smoothgrad(model: nn.Module, x: Tensor, target: Tensor, *, samples: int = 50, sigma: float = 0.15,
+               seed: int = 0, create_graph: bool = False, chunk_size: int | None = None) -> Tensor:
+    """SmoothGrad: (1/n) Σᵢ ∇f_target(x + εᵢ), εᵢ ~ N(0, σ²), the same n draws for every example.
+
+    The noise is fixed by ``seed`` (common random numbers), so the map is a deterministic, smooth
+    function of x that an attack can differentiate, and an example's map does not depend on the
+    batch it sits in. Points are not clipped to the pixel range (as in Smilkov et al. and Captum).
+
+    Args:
+        x: (B, C, H, W) float; target: (B,) int64; samples: n ≥ 1; sigma: σ in x's units.
+        chunk_size: examples per forward (each brings n points).
+    Returns:
+        (B, C, H, W) mean gradient.
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    noise = smoothgrad_noise((samples, *x.shape[1:]), sigma, seed, dtype=x.dtype, device=x.device)
+    base = x if create_graph else x.detach()
+    return mean_point_gradients(_target_logit(model), lambda lo, hi: base[lo:hi].unsqueeze(1) + noise,
+                                x.shape[0], target, create_graph=create_graph, chunk_size=chunk_size)
+
+
+@dataclass(frozen=True)
+class SaliencyMethod:
+    """Which attribution a saliency map comes from, with its settings.
+
+    Attributes:
+        kind: one of :data:`SALIENCY_KINDS`.
+        ig_steps: IG path points (``ig``).
+        baseline: IG path start, a constant in x's units (0: the paper's black image).
+        samples, sigma, seed: SmoothGrad's n, σ (x's units) and noise seed.
+
+    Example:
+        >>> SaliencyMethod("smoothgrad", samples=20, sigma=0.1).map(model, x, y)   # (B, H, W)
+    """
+
+    kind: str = "ig"
+    ig_steps: int = 100
+    baseline: float = 0.0
+    samples: int = 50
+    sigma: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SALIENCY_KINDS:
+            raise UserInputError(f"saliency_type={self.kind!r} is not supported; choose from "
+                                 f"{', '.join(SALIENCY_KINDS)}{did_you_mean(self.kind, SALIENCY_KINDS)}")
+
+    @property
+    def points_per_example(self) -> int:
+        """Model evaluations per example and map: what sizes a chunk."""
+        return {"ig": self.ig_steps, "smoothgrad": self.samples}.get(self.kind, 1)
+
+    def attributions(self, model: nn.Module, x: Tensor, target: Tensor, *, create_graph: bool = False,
+                     chunk_size: int | None = None) -> Tensor:
+        """(B, C, H, W) attributions of the ``target`` logits for x (B, C, H, W)."""
+        if self.kind == "ig":
+            baseline = None if self.baseline == 0.0 else torch.full_like(x, self.baseline)
+            return integrated_gradients(model, x, target, baseline, steps=self.ig_steps,
+                                        create_graph=create_graph, chunk_size=chunk_size)
+        if self.kind == "smoothgrad":
+            return smoothgrad(model, x, target, samples=self.samples, sigma=self.sigma, seed=self.seed,
+                              create_graph=create_graph, chunk_size=chunk_size)
+        if self.kind == "input_x_gradient":
+            return input_x_gradient(model, x, target, create_graph=create_graph)
+        return simple_gradient(model, x, target, create_graph=create_graph)
+
+    def map(self, model: nn.Module, x: Tensor, target: Tensor, *, create_graph: bool = False,
+            chunk_size: int | None = None) -> Tensor:
+        """(B, H, W) :func:`saliency_map` of :meth:`attributions`."""
+        return saliency_map(self.attributions(model, x, target, create_graph=create_graph, chunk_size=chunk_size))

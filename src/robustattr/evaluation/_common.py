@@ -61,6 +61,16 @@ def _load_model(cfg: Any) -> tuple[torch.nn.Module, dict]:
     return model.to(dist.local_device(resolve_device(cfg.device))).eval(), meta
 
 
+def saliency_method(cfg: Any, bounds: tuple[float, float]) -> Any:
+    """The config's ``SaliencyMethod``: ``saliency_type`` with its settings, SmoothGrad's σ in pixel
+    units (``smoothgrad_noise`` × the width of ``bounds``) and its noise seeded by ``random_seed``."""
+    from robustattr.attribution import SaliencyMethod
+
+    return SaliencyMethod(cfg.saliency_type, ig_steps=cfg.num_IG_steps, baseline=cfg.ig_baseline,
+                          samples=cfg.smoothgrad_samples, sigma=cfg.smoothgrad_noise * (bounds[1] - bounds[0]),
+                          seed=cfg.random_seed)
+
+
 def round_robin(items: list[Any], num_shards: int, shard: int) -> list[tuple[int, Any]]:
     """``(position, item)`` for the items of shard ``shard`` when ``items`` are dealt round-robin."""
     return [(pos, item) for pos, item in enumerate(items) if pos % num_shards == shard]

@@ -25,7 +25,9 @@ from robustattr import distributed as dist
 from robustattr.attacks.attribution_attack import attribution_attack, check_attack_settings
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.errors import UserInputError
-from robustattr.evaluation._common import batches, checkpoint_settings, load_model_and_data, progress
+from robustattr.evaluation._common import (
+    batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
+)
 from robustattr.evaluation.results import ExampleLog, write_json_atomic
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
@@ -72,6 +74,7 @@ def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
         "attribution_attack_measure": cfg.attribution_attack_measure,
         "saliency_type": cfg.saliency_type,
         "num_IG_steps": cfg.num_IG_steps,
+        **_settings_beyond_the_paper(cfg),
         "epsilon": cfg.epsilon,
         "attribution_attack_step_size": cfg.attribution_attack_step_size,
         "attribution_attack_steps": cfg.attribution_attack_steps,
@@ -83,6 +86,19 @@ def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
         "integer_pixels": cfg.dataset in _INTEGER_PIXEL_DATASETS,
         "bounds": list(info.value_range),
     }
+
+
+def _settings_beyond_the_paper(cfg: Any) -> dict[str, Any]:
+    """Saliency and surrogate settings in use that the paper does not have; none for its setups,
+    so their result files (and resumable CSVs) stay as they were."""
+    out: dict[str, Any] = {}
+    if cfg.saliency_type == "smoothgrad":
+        out.update(smoothgrad_samples=cfg.smoothgrad_samples, smoothgrad_noise=cfg.smoothgrad_noise)
+    if cfg.saliency_type == "ig" and cfg.ig_baseline != 0.0:
+        out["ig_baseline"] = cfg.ig_baseline
+    if cfg.attribution_attack_surrogate != "softplus":
+        out["attribution_attack_surrogate"] = cfg.attribution_attack_surrogate
+    return out
 
 
 def evaluate_attribution(cfg: Any) -> dict[str, Any]:
@@ -148,10 +164,10 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
         model, x, y, method=method, measure=cfg.attribution_attack_measure,
         epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
         steps=cfg.attribution_attack_steps, times=cfg.attribution_attack_times,
-        k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type,
+        k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=saliency_method(cfg, info.value_range),
         ig_steps=cfg.num_IG_steps, bounds=info.value_range,
         integer_pixels=integer_pixels, target_map=target, generator=gens,
-        chunk_size=chunk,
+        chunk_size=chunk, surrogate=cfg.attribution_attack_surrogate,
     )
     columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found]
     # One host transfer per batch, after the attack.
@@ -187,7 +203,7 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
 
 def _chunk_size(cfg: Any, model: torch.nn.Module, split: Any, device: torch.device) -> int | None:
     """Examples per double-backprop pass: ``memory_budget_mb``'s bound and, on a CPU, ~128 points."""
-    points = cfg.num_IG_steps if cfg.saliency_type == "ig" else 1
+    points = saliency_method(cfg, (0.0, 1.0)).points_per_example
     per_point = 0
     if cfg.memory_budget_mb is not None:
         x, _ = split.batch(torch.tensor([0]))

@@ -14,7 +14,7 @@ import torch
 
 from robustattr.attacks.attribution_attack import attribution_attack
 from robustattr.errors import UserInputError
-from robustattr.evaluation._common import load_model_and_data
+from robustattr.evaluation._common import load_model_and_data, saliency_method
 from robustattr.evaluation.attribution_robustness import _INTEGER_PIXEL_DATASETS, target_map_from_box
 from robustattr.reports.figures import Panel, draw_attack_panels, draw_training_curves
 from robustattr.reports.paper import METHOD_NAMES
@@ -48,8 +48,9 @@ def compute_panel(cfg: Any, index: int) -> Panel:
         model, x, y, method=cfg.attribution_attack_method, measure=cfg.attribution_attack_measure,
         epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
         steps=cfg.attribution_attack_steps, times=cfg.attribution_attack_times, k_top=cfg.k_top,
-        eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type, ig_steps=cfg.num_IG_steps,
+        eval_k_top=cfg.eval_k_top, saliency=saliency_method(cfg, info.value_range), ig_steps=cfg.num_IG_steps,
         bounds=info.value_range, integer_pixels=cfg.dataset in _INTEGER_PIXEL_DATASETS, target_map=target,
+        surrogate=cfg.attribution_attack_surrogate,
     )
     if not bool(r.attacked[0]):
         raise UserInputError(
