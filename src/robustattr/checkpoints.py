@@ -274,7 +274,6 @@ def load_run_model(cfg: Any, device: str | torch.device | None = None) -> tuple[
         UserInputError: no checkpoint in the run dir, or one that does not fit the architecture.
     """
     from robustattr import models
-    from robustattr.data.catalog import get_info
 
     run_dir = Path(cfg.model_dir)
     latest = latest_checkpoint(run_dir)
@@ -283,7 +282,8 @@ def load_run_model(cfg: Any, device: str | torch.device | None = None) -> tuple[
     state_dict, meta = load_checkpoint(latest)
     if meta.get("model", cfg.model) != cfg.model:
         raise UserInputError(f"checkpoint {latest} holds a '{meta['model']}' model, the config asks for '{cfg.model}'")
-    model = models.create(cfg.model, get_info(cfg.dataset).num_classes)
+    info = cfg.dataset_info()
+    model = models.create(cfg.model, info.num_classes, info.image_shape)
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:

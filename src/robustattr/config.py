@@ -55,6 +55,7 @@ class _Resolver:
     def __init__(self, given: dict[str, _Given]) -> None:
         self.given = given
         self.values: dict[str, Any] = {}
+        self._info: DatasetInfo | None = None
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.values:
@@ -63,7 +64,21 @@ class _Resolver:
 
     @property
     def info(self) -> DatasetInfo:
-        return DATASETS[self["dataset"]]
+        if self._info is None:
+            name = self["dataset"]
+            if name in DATASETS:
+                self._info = DATASETS[name]
+            else:  # a user's npz:/folder: data, prepared (or found in the cache) to learn its facts
+                from robustattr.data.api import dataset_info
+
+                self._info = dataset_info(name, root=self["data_root"], pixel_range=self["pixel_range"],
+                                          image_size=self["image_size"])
+        return self._info
+
+    @property
+    def user_data(self) -> bool:
+        """The dataset is a user's ``npz:PATH`` / ``folder:PATH`` (defaults then follow MNIST's)."""
+        return self["dataset"] not in DATASETS
 
 
 Kind = Callable[[Any], Any]  # type check and normalisation (int -> float, list -> tuple)
@@ -126,6 +141,19 @@ _STR = _kind(lambda v: isinstance(v, str | os.PathLike) and os.fspath(v) != "", 
              os.fspath)
 _DEVICE = _kind(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
                 "must be auto, cpu, cuda or cuda:N")
+_USER_PREFIXES = ("npz:", "folder:")
+_DATASET = _kind(lambda v: isinstance(v, str) and (v in DATASETS or v.startswith(_USER_PREFIXES) and ":" in v[:-1]),
+                 f"must be one of {', '.join(DATASETS)}, or npz:PATH / folder:PATH for your own data")
+_BUILTIN_MODELS = ("mnist_cnn", "gtsrb_resnet", "flower_resnet")
+_MODEL = _kind(lambda v: isinstance(v, str) and (v in _BUILTIN_MODELS or re.fullmatch(
+    r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", v) is not None),  # models.is_factory
+    f"must be one of {', '.join(_BUILTIN_MODELS)}, or \"package.module:factory\" for your own model")
+_RANGE = _kind(lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(
+    _is_int(x) or isinstance(x, float) and math.isfinite(x) for x in v) and v[0] < v[1],
+    "must be [low, high] with low < high, e.g. [0, 1]", lambda v: (float(v[0]), float(v[1])))
+_SIZE = _kind(lambda v: _is_int(v) and v >= 1 or isinstance(v, list | tuple) and len(v) == 2 and all(
+    _is_int(x) and x >= 1 for x in v), "must be [H, W] (or one integer for square images), positive",
+    lambda v: (v, v) if _is_int(v) else (v[0], v[1]))
 _BOX = _kind(lambda v: isinstance(v, list | tuple) and len(v) == 4 and all(map(_is_int, v)),
              "must be a box [row0, col0, row1, col1] of 4 integers (end exclusive)", tuple)
 
@@ -176,8 +204,26 @@ _SEED = _rule(lambda v, r: 0 <= v < 2**32, "must be between 0 and 4294967295 (2*
 _PIXELS = _rule(lambda v, r: 1 <= v <= r.info.num_pixels,
                 lambda r: f"must be between 1 and {r.info.num_pixels} (H*W of {r['dataset']})")
 _UPTO_M = _rule(lambda v, r: 1 <= v <= r["m"], lambda r: f"must be between 1 and m (= {r['m']})")
-_FITS = _rule(lambda v, r: (r.info.image_shape == (1, 28, 28)) == (v == "mnist_cnn"),
-              lambda r: f"does not fit {r['dataset']} images; use {r.info.default_model}")
+
+
+def _fits(v: str, r: _Resolver) -> bool:
+    if v not in _BUILTIN_MODELS:  # a factory is told the input shape
+        return True
+    if not r.user_data:
+        return (r.info.image_shape == (1, 28, 28)) == (v == "mnist_cnn")
+    return r.info.image_shape == (1, 28, 28) if v == "mnist_cnn" else r.info.image_shape[0] == 3
+
+
+def _fits_text(r: _Resolver) -> str:
+    use = r.info.default_model or 'your own model, "package.module:factory"'
+    shape = "x".join(map(str, r.info.image_shape))
+    return f"does not fit {r['dataset']} images ({shape}, C x H x W); use {use}"
+
+
+_FITS = _rule(_fits, _fits_text)
+_BUILTIN_RANGE = _rule(lambda v, r: r.user_data or v == r.info.value_range,
+                       lambda r: f"must be {list(r.info.value_range)} (or null) for {r['dataset']}")
+_FOLDER_ONLY = _rule(lambda v, r: r["dataset"].startswith("folder:"), "applies to folder: datasets only")
 
 
 def _box_inside(v: tuple[int, int, int, int] | None, r: _Resolver) -> None:
@@ -193,9 +239,41 @@ def _box_inside(v: tuple[int, int, int, int] | None, r: _Resolver) -> None:
 
 
 # --- defaults that depend on other keys ----------------------------------------------------------
+def _mnist_like(r: _Resolver) -> bool:
+    return r["dataset"] in _SMALL or r.user_data
+
+
 def _by_dataset(small: Any, large: Any, **special: Any) -> Callable[[_Resolver], Any]:
-    """The MNIST/F-MNIST value, the GTSRB/Flower value, exceptions by name ('-' written '_')."""
-    return lambda r: special.get(r["dataset"].replace("-", "_"), small if r["dataset"] in _SMALL else large)
+    """The MNIST/F-MNIST value (also users' data), the GTSRB/Flower value, exceptions by name ('-' written '_')."""
+    return lambda r: special.get(r["dataset"].replace("-", "_"), small if _mnist_like(r) else large)
+
+
+def _in_pixels(small: float, large: float, **special: float) -> Callable[[_Resolver], float]:
+    """Like ``_by_dataset`` for a length in pixel units: users' data get MNIST's value scaled from [0, 1]
+    to their ``pixel_range``."""
+    builtin = _by_dataset(small, large, **special)
+    return lambda r: small * (r.info.value_range[1] - r.info.value_range[0]) if r.user_data else builtin(r)
+
+
+def _top_k(small: int, large: int, **special: int) -> Callable[[_Resolver], int]:
+    """Like ``_by_dataset`` for a pixel count: users' data get MNIST's fraction of the 784 pixels."""
+    builtin = _by_dataset(small, large, **special)
+    return lambda r: max(1, round(small * r.info.num_pixels / 784)) if r.user_data else builtin(r)
+
+
+def _default_model(r: _Resolver) -> str:
+    if not r.info.default_model:
+        raise UserInputError(
+            f"config key 'model' is required for {r['dataset']}: no built-in model takes its "
+            f"{'x'.join(map(str, r.info.image_shape))} (C x H x W) images; give \"package.module:factory\"")
+    return r.info.default_model
+
+
+def _default_run_dir(r: _Resolver) -> str:
+    from robustattr.data.user import folder_name_for
+
+    name = folder_name_for(r["dataset"]) if r.user_data else r["dataset"]
+    return f"runs/{name}-{r['training_objective']}"
 
 
 def _dataset_required(r: _Resolver) -> NoReturn:
@@ -204,7 +282,7 @@ def _dataset_required(r: _Resolver) -> NoReturn:
 
 
 def _training_steps(r: _Resolver) -> int:
-    if r["dataset"] not in _SMALL:
+    if not _mnist_like(r):
         return 70001
     return 25000 if r["training_objective"] == "nat" else 100000
 
@@ -220,16 +298,23 @@ _SALIENCIES = ("ig", "simple_gradient", "input_x_gradient", "smoothgrad")  # att
 class Config:
     """A validated run configuration; build it with ``load_config``, change it with ``replace``."""
 
-    dataset: str = _key(_choice(*DATASETS), _dataset_required, "mnist, fashion-mnist, gtsrb or flower17 (required)")
-    model: str = _key(_choice("mnist_cnn", "gtsrb_resnet", "flower_resnet"),
-                      lambda r: r.info.default_model, "architecture (default: the dataset's)", _FITS)
+    dataset: str = _key(_DATASET, _dataset_required,
+                        "mnist, fashion-mnist, gtsrb, flower17, or npz:PATH / folder:PATH (your data; required)")
+    model: str = _key(_MODEL, _default_model, "architecture, or \"package.module:factory\" called with "
+                      "(num_classes, (C, H, W)) (default: the dataset's)", _FITS)
     device: str = _key(_DEVICE, "auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     data_root: str | None = _key(_STR, None, "dataset cache folder (default: $ROBUSTATTR_DATA)", nullable=True)
     data_path: str | None = _key(_STR, None, "folder with raw dataset files you have, tried first", nullable=True)
+    pixel_range: tuple[float, float] | None = _key(
+        _RANGE, None, "[low, high] the model and epsilon work in; npz:/folder: data (uint8 maps 0..255 onto "
+        "it; default [0, 1]); null for the built-ins", _BUILTIN_RANGE, nullable=True)
+    image_size: tuple[int, int] | None = _key(
+        _SIZE, None, "folder: data: resize every image to [H, W] (default: keep, all one size)", _FOLDER_ONLY,
+        nullable=True)
     flower_label_order: str = _key(_choice("original", "numeric"), "original", "original (string-sorted) or numeric")
-    model_dir: str = _key(_STR, lambda r: f"runs/{r['dataset']}-{r['training_objective']}", "the run directory")
+    model_dir: str = _key(_STR, _default_run_dir, "the run directory")
     random_seed: int = _key(_INT, _by_dataset(4557077, 451760341), "torch seed (alias tf_random_seed)", _SEED)
-    np_random_seed: int = _key(_INT, lambda r: r["random_seed"] if r["dataset"] in _SMALL else 216105420,
+    np_random_seed: int = _key(_INT, lambda r: r["random_seed"] if _mnist_like(r) else 216105420,
                                "data order seed (alias numpy_random_seed)", _SEED)
     max_num_training_steps: int = _key(_INT, _training_steps, "training steps", _NONNEG)
     num_output_steps: int = _key(_INT, 100, "log every N steps", _ONE)
@@ -258,9 +343,9 @@ class Config:
     num_attribution_examples: int | None = _key(
         _INT, None, "IN/CO on the first N of them (default: all)", _ONE, nullable=True)
     attribution_batch_size: int | None = _key(_INT, None, "images attacked together", _ONE, nullable=True)
-    epsilon: float = _key(_FLOAT, _by_dataset(0.3, 8.0, fashion_mnist=0.1), "L-inf radius, pixel units", _POS)
+    epsilon: float = _key(_FLOAT, _in_pixels(0.3, 8.0, fashion_mnist=0.1), "L-inf radius, pixel units", _POS)
     num_steps: int = _key(_INT, _by_dataset(40, 7, fashion_mnist=20), "PGD steps (alias k)", _NONNEG)
-    step_size: float = _key(_FLOAT, _by_dataset(0.01, 2.0), "PGD step size (alias a)", _POS)
+    step_size: float = _key(_FLOAT, _in_pixels(0.01, 2.0), "PGD step size (alias a)", _POS)
     random_start: bool = _key(_BOOL, True, "PGD starts at a random point of the ball")
     loss_func: str = _key(_choice(*_LOSSES), "xent", "the loss PGD ascends")
     num_IG_steps: int = _key(_INT, 100, "IG points of the evaluation saliency", _ONE)
@@ -275,11 +360,25 @@ class Config:
     attribution_attack_surrogate: str = _key(
         _choice("softplus", "none"), "softplus",
         "softplus (ReLUs smoothed, same weights) or none (the model's own gradients)")
-    k_top: int = _key(_INT, _by_dataset(200, 100, fashion_mnist=100, flower17=1000), "top-k pixels attacked", _PIXELS)
-    eval_k_top: int = _key(_INT, _by_dataset(100, 100, flower17=1000), "k of the reported intersection", _PIXELS)
-    attribution_attack_step_size: float = _key(_FLOAT, _by_dataset(0.01, 1.0), "attack step size", _POS)
+    k_top: int = _key(_INT, _top_k(200, 100, fashion_mnist=100, flower17=1000), "top-k pixels attacked", _PIXELS)
+    eval_k_top: int = _key(_INT, _top_k(100, 100, flower17=1000), "k of the reported intersection", _PIXELS)
+    attribution_attack_step_size: float = _key(_FLOAT, _in_pixels(0.01, 1.0), "attack step size", _POS)
     attribution_attack_steps: int = _key(_INT, _by_dataset(100, 100, gtsrb=50), "attack iterations", _NONNEG)
     attribution_attack_times: int = _key(_INT, 3, "attack restarts", _ONE)
+
+    def dataset_info(self) -> DatasetInfo:
+        """The dataset's facts: the catalog's, or (``npz:``/``folder:``) those of the prepared data."""
+        from robustattr.data import dataset_info
+
+        return dataset_info(self.dataset, root=self.data_root, pixel_range=self.pixel_range, image_size=self.image_size)
+
+    def load_split(self, split: str) -> Any:
+        """``data.load`` of one split of the dataset with this config's data keys: an ``ImageSplit``."""
+        from robustattr import data
+
+        return data.load(self.dataset, split, root=self.data_root, source_dir=self.data_path,
+                         label_order=self.flower_label_order, pixel_range=self.pixel_range,
+                         image_size=self.image_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON keys (``lambda``, not ``lambda_``) in schema order; lists, not tuples."""

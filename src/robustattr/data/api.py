@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustattr.data import cache, flower17, gtsrb, mnist
+from robustattr.data import cache, flower17, gtsrb, mnist, user
 from robustattr.data._io import file_lock
 from robustattr.data.catalog import DATASETS, DatasetInfo, get_info
 from robustattr.data.sources import first_working
 from robustattr.errors import UserInputError, did_you_mean
 
-__all__ = ["ImageSplit", "load", "fetch", "describe"]
+__all__ = ["ImageSplit", "load", "fetch", "describe", "dataset_info"]
 
 log = logging.getLogger(__name__)
 LABEL_ORDERS = ("original", "numeric")
@@ -29,7 +29,7 @@ class ImageSplit:
     """One split of a prepared dataset, memory-mapped from the cache.
 
     Attributes:
-        images: uint8 (N, C, H, W), the stored pixels.
+        images: uint8 (N, C, H, W), the stored pixels (float32 for float ``npz:`` data).
         labels: int64 (N,) in [0, info.num_classes).
         info: the dataset's :class:`~robustattr.data.catalog.DatasetInfo`.
         split: "train", "validation" or "test".
@@ -56,14 +56,20 @@ class ImageSplit:
 
         Returns:
             x: float32 (B, C, H, W) in ``value_range``: uint8 · float32(1/255) for [0, 1] datasets (the
-            TF reader's values, max exactly 1.0), the uint8 values as floats for [0, 255] datasets.
+            TF reader's values, max exactly 1.0), the uint8 values as floats for [0, 255] datasets,
+            low + v·(high − low)/255 for another ``pixel_range``, float user data as stored.
             y: int64 (B,).
         """
         if isinstance(index, (list, np.ndarray)):
             index = torch.as_tensor(index, dtype=torch.long)
         x = self.images[index].to(torch.float32)
-        if self.info.value_range[1] == 1.0:
+        if self.images.dtype != torch.uint8:  # float user data: already in value_range
+            return x, self.labels[index]
+        low, high = self.info.value_range
+        if (low, high) == (0.0, 1.0):
             x = x.mul_(1.0 / 255.0)
+        elif (low, high) != (0.0, 255.0):  # a user's pixel_range: 0..255 onto low..high
+            x = x.mul_((high - low) / 255.0).add_(low)
         return x, self.labels[index]
 
 
@@ -165,7 +171,8 @@ def fetch(name: str, root: PathLike | None = None, source_dir: PathLike | None =
 
 def load(name: str, split: str, *, root: PathLike | None = None, source_dir: PathLike | None = None,
          label_order: str = "original", seed: int | None = None, train_per_class: int | None = None,
-         verify: bool = True) -> ImageSplit:
+         verify: bool = True, pixel_range: tuple[float, float] | None = None,
+         image_size: tuple[int, int] | None = None) -> ImageSplit:
     """Load one split from the cache, preparing the dataset first (:func:`fetch`) if it is not there.
 
     Args:
@@ -175,6 +182,8 @@ def load(name: str, split: str, *, root: PathLike | None = None, source_dir: Pat
         label_order: "original" (faithful: Flower-17 labels are ranks of string-sorted folder names)
             or "numeric" (Flower-17 label = folder number). Same for the other datasets.
         verify: re-hash the split's files against the manifest (on by default).
+        pixel_range, image_size: for ``npz:PATH`` / ``folder:PATH`` names (``data.user``): the model's
+            pixel range (default [0, 1]) and the folder images' (H, W).
 
     Returns:
         :class:`ImageSplit` with images uint8 (N, C, H, W), labels int64 (N,).
@@ -183,7 +192,14 @@ def load(name: str, split: str, *, root: PathLike | None = None, source_dir: Pat
         UserInputError: unknown name/split/label order, no working source, or a corrupt cache
         (naming the file and both digests, and the ``robustattr data fetch NAME`` that repairs it).
     """
-    info = get_info(name)
+    if user.is_user_dataset(name):
+        folder, manifest = user.prepare(name, root, image_size)
+        info = user.user_info(name, manifest, pixel_range)
+        if split not in manifest["splits"]:
+            raise UserInputError(f"dataset '{name}' has no split '{split}'; choose from train, test")
+        images, labels = cache.open_split(folder, manifest, split, verify=verify)
+        return ImageSplit(torch.from_numpy(images), torch.from_numpy(np.asarray(labels)), info, split)
+    info = _builtin_info(name, pixel_range)
     if split not in info.split_sizes:
         raise UserInputError(f"dataset '{name}' has no split '{split}'{did_you_mean(split, info.split_sizes)}; "
                              f"choose from {', '.join(info.split_sizes)}")
@@ -204,6 +220,23 @@ def load(name: str, split: str, *, root: PathLike | None = None, source_dir: Pat
     if label_order == "numeric" and "folder_of_label" in manifest:
         labels = np.asarray(manifest["folder_of_label"], np.int64)[labels]
     return ImageSplit(torch.from_numpy(images), torch.from_numpy(np.asarray(labels)), info, split)
+
+
+def dataset_info(name: str, *, root: PathLike | None = None, pixel_range: tuple[float, float] | None = None,
+                 image_size: tuple[int, int] | None = None) -> DatasetInfo:
+    """:func:`get_info` for every dataset name: a user's ``npz:``/``folder:`` data is prepared (cached)
+    and read for its facts; ``pixel_range`` must match a built-in dataset's range if given."""
+    if user.is_user_dataset(name):
+        return user.user_info(name, user.prepare(name, root, image_size)[1], pixel_range)
+    return _builtin_info(name, pixel_range)
+
+
+def _builtin_info(name: str, pixel_range: tuple[float, float] | None) -> DatasetInfo:
+    info = get_info(name)
+    if pixel_range is not None and tuple(pixel_range) != info.value_range:
+        raise UserInputError(f"pixel_range {list(pixel_range)} does not fit dataset '{name}', whose pixels are "
+                             f"{list(info.value_range)}; leave pixel_range unset for the built-in datasets")
+    return info
 
 
 def describe(name: str | None = None, root: PathLike | None = None) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 Layout under the cache root (``root`` argument, else ``$ROBUSTATTR_DATA``, else ``~/.cache/robustattr``)::
 
     <root>/<dataset>/manifest.json          what was prepared, from which source, sha256 of every file
-    <root>/<dataset>/<split>-images.npy     uint8 (N, C, H, W)
+    <root>/<dataset>/<split>-images.npy     uint8 (N, C, H, W); float32 for float npz data
+    <root>/npz-<digest>/, folder-<digest>/  users' own data (``data.user``), keyed by its sha256
     <root>/<dataset>/<split>-labels.npy     int64 (N,)
     <root>/sources/<dataset>/               raw files: downloads land here, users may drop files here
     <root>/trusted-sha256.json              digests recorded on first use (files with none published)
@@ -87,7 +88,7 @@ def verify_files(folder: Path, manifest: dict[str, Any], names: list[str] | None
 
 def open_split(folder: Path, manifest: dict[str, Any], split: str, *, verify: bool = True
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Verify and memory-map one split: images uint8 (N, C, H, W), labels int64 (N,).
+    """Verify and memory-map one split: images uint8 (float32 for float user data) (N, C, H, W), labels int64 (N,).
 
     The arrays are copy-on-write maps: writes stay in memory and never reach the cache.
     """
@@ -100,7 +101,8 @@ def open_split(folder: Path, manifest: dict[str, Any], split: str, *, verify: bo
         labels = np.load(folder / entry["labels"], mmap_mode="c", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UserInputError(f"{folder}: cannot read split '{split}' ({exc}); run `robustattr data fetch` again") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or labels.dtype != np.int64 or labels.shape != images.shape[:1]:
+    if images.dtype not in (np.uint8, np.float32) or images.ndim != 4 or labels.dtype != np.int64 \
+            or labels.shape != images.shape[:1]:
         raise UserInputError(
             f"{folder / entry['images']}: unexpected arrays {images.dtype}{images.shape} / "
             f"{labels.dtype}{labels.shape}; run `robustattr data fetch {manifest['dataset']}` again"
@@ -134,8 +136,8 @@ class Staging:
         """Record a split: ``images`` uint8 (N, C, H, W) (None if filled via :meth:`new_images`)."""
         img_path = self.path / f"{split}-images.npy"
         if images is not None:
-            if images.dtype != np.uint8 or images.ndim != 4:
-                raise ValueError(f"{split}: images must be uint8 (N, C, H, W), got {images.dtype}{images.shape}")
+            if images.dtype not in (np.uint8, np.float32) or images.ndim != 4:
+                raise ValueError(f"{split}: images must be uint8 or float32 (N, C, H, W), got {images.dtype}{images.shape}")
             with open(img_path, "wb") as f:
                 np.save(f, np.ascontiguousarray(images), allow_pickle=False)
         labels = np.ascontiguousarray(labels, dtype=np.int64)

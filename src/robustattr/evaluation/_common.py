@@ -23,13 +23,11 @@ def load_model_and_data(cfg: Any) -> tuple[torch.nn.Module, dict, Any, int, torc
 
     The model comes first: a run without a checkpoint fails before any data is read.
     """
-    from robustattr import data
     from robustattr import distributed as dist
 
     model, meta = _load_model(cfg) if dist.is_active() else _load_model_here(cfg)
     device = next(model.parameters()).device
-    split = dist.once_per_machine_first(lambda: data.load(
-        cfg.dataset, "test", root=cfg.data_root, source_dir=cfg.data_path, label_order=cfg.flower_label_order))
+    split = dist.once_per_machine_first(lambda: cfg.load_split("test"))
     n = cfg.num_eval_examples
     if n > len(split):
         logger.warning("num_eval_examples=%d exceeds the %d test images; using all of them", n, len(split))
@@ -49,14 +47,14 @@ def _load_model(cfg: Any) -> tuple[torch.nn.Module, dict]:
     from robustattr import models
     from robustattr.checkpoints import load_run_model
     from robustattr.config import resolve_device
-    from robustattr.data.catalog import get_info
 
     def read() -> tuple[dict[str, torch.Tensor], dict]:
         model, meta = load_run_model(cfg, device="cpu")
         return model.state_dict(), meta
 
     state_dict, meta = dist.run_on_main(read)
-    model = models.create(cfg.model, get_info(cfg.dataset).num_classes)
+    info = cfg.dataset_info()
+    model = models.create(cfg.model, info.num_classes, info.image_shape)
     model.load_state_dict(state_dict, strict=True)
     return model.to(dist.local_device(resolve_device(cfg.device))).eval(), meta
 

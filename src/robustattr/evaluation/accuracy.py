@@ -43,9 +43,8 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
     ``num_examples`` (NA), ``num_adversarial_examples`` (AA), mean cross-entropies and the attack
     settings. Raises UserInputError for a run without a checkpoint.
     """
-    from robustattr.data import get_info
 
-    info = get_info(cfg.dataset)
+    info = cfg.dataset_info()
     model, meta, split, n, device = load_model_and_data(cfg)
     loss = cfg.loss_func if cfg.loss_func in _EVAL_LOSSES else "xent"
     if loss != cfg.loss_func:

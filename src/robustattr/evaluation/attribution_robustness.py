@@ -113,9 +113,8 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     ``num_attacked``, ``accuracy`` and the settings. Raises UserInputError for bad settings
     (checked before anything is loaded) or a run without a checkpoint.
     """
-    from robustattr.data import get_info
 
-    info = get_info(cfg.dataset)
+    info = cfg.dataset_info()
     _, h, w = info.image_shape
     method = cfg.attribution_attack_method
     target = None

@@ -33,12 +33,11 @@ def _to_display(x: torch.Tensor) -> Any:
 
 def compute_panel(cfg: Any, index: int) -> Panel:
     """Attack test image ``index`` with the run's attribution attack and return its panel."""
-    from robustattr.data import get_info
 
     model, _meta, split, _n, device = load_model_and_data(cfg)
     if not 0 <= index < len(split):
         raise UserInputError(f"--index {index} is outside the test set (0..{len(split) - 1})")
-    info = get_info(cfg.dataset)
+    info = cfg.dataset_info()
     x, y = split.batch(torch.tensor([index]))
     x, y = x.to(device), y.to(device)
     target = None

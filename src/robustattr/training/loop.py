@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustattr import data, models
+from robustattr import models
 from robustattr import distributed as dist
 from robustattr.attacks._common import check_epsilon
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
@@ -206,12 +206,11 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
         _check_world(cfg_dict, batch)
     resume = dist.run_on_main(
         lambda: prepare_run_dir(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train))
-    split = dist.once_per_machine_first(lambda: data.load(
-        cfg.dataset, "train", root=cfg.data_root, source_dir=cfg.data_path, label_order=cfg.flower_label_order))
+    split = dist.once_per_machine_first(lambda: cfg.load_split("train"))
 
     torch.manual_seed(cfg.random_seed)  # initialisation and PGD random starts
     np.random.seed(cfg.np_random_seed % 2**32)
-    model = models.create(cfg.model, split.info.num_classes)
+    model = models.create(cfg.model, split.info.num_classes, split.info.image_shape)
     if cfg.init_from and not resume:
         _load_init(model, cfg, *dist.run_on_main(lambda: _read_init(cfg)))
     model.to(device)

@@ -84,11 +84,11 @@ class ObjectiveParams:
 
 
 def resolve_reduction(loss_reduction: str, dataset: str, objective: str) -> str:
-    """``original`` → the spec §3.2 table: MNIST/F-MNIST sum everywhere; GTSRB/Flower mean CE for
+    """``original`` → the spec §3.2 table: MNIST/F-MNIST (and users' data) sum everywhere; GTSRB/Flower mean CE for
     nat/adv and sum CE for ar/adv_ar (the original's inconsistency, §10.2)."""
     if loss_reduction != "original":
         return loss_reduction
-    if dataset in MNIST_LIKE:
+    if dataset in MNIST_LIKE or dataset.startswith(("npz:", "folder:")):  # users' data: MNIST's
         return "sum"
     return "mean" if objective in ("nat", "adv") else "sum"
 
