@@ -289,7 +289,7 @@ def _training_steps(r: _Resolver) -> int:
 
 _OBJECTIVES = ("nat", "adv", "ar", "adv_ar")
 _LOSSES = ("xent", "cw", "ar", "ar_approx", "adv_ar", "adv_ar_approx")
-_METHODS = ("random", "topK", "mass_center", "target")
+_METHODS = ("random", "topK", "mass_center", "target", "strong")
 _MEASURES = ("kendall", "intersection", "spearman", "mass_center")
 _SALIENCIES = ("ig", "simple_gradient", "input_x_gradient", "smoothgrad")  # attribution.SALIENCY_KINDS
 
@@ -349,7 +349,9 @@ class Config:
     random_start: bool = _key(_BOOL, True, "PGD starts at a random point of the ball")
     loss_func: str = _key(_choice(*_LOSSES), "xent", "the loss PGD ascends")
     num_IG_steps: int = _key(_INT, 100, "IG points of the evaluation saliency", _ONE)
-    attribution_attack_method: str = _key(_choice(*_METHODS), "topK", "attribution attack")
+    attribution_attack_method: str = _key(
+        _choice(*_METHODS), "topK", "attribution attack; strong = worst case over a portfolio of attacks "
+        "(writes eval_attribution_strong.json beside the faithful file)")
     attribution_attack_measure: str = _key(_choice(*_MEASURES), "kendall", "what the attack minimises")
     attribution_attack_target: tuple[int, int, int, int] | None = _key(
         _BOX, None, "[row0, col0, row1, col1] box of the target method", _box_inside, nullable=True)
@@ -365,6 +367,14 @@ class Config:
     attribution_attack_step_size: float = _key(_FLOAT, _in_pixels(0.01, 1.0), "attack step size", _POS)
     attribution_attack_steps: int = _key(_INT, _by_dataset(100, 100, gtsrb=50), "attack iterations", _NONNEG)
     attribution_attack_times: int = _key(_INT, 3, "attack restarts", _ONE)
+    attribution_attack_flat_rule: str = _key(
+        _choice("random_sign", "none"), "random_sign",
+        "where the walk's objective is flat: a seeded random sign step (random_sign) or no move (none, "
+        "the behaviour before 2026-12); docs/attribution-evaluation.md")
+    strong_random_starts: int = _key(_INT, 2, "strong evaluation: topK walks from random starts", _NONNEG)
+    strong_direction_ig_steps: int | None = _key(
+        _INT, None, "strong evaluation: IG points of the non-faithful members' ascent direction "
+        "(default num_IG_steps // 4)", _ONE, nullable=True)
 
     def dataset_info(self) -> DatasetInfo:
         """The dataset's facts: the catalog's, or (``npz:``/``folder:``) those of the prepared data."""

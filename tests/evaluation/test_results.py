@@ -13,10 +13,10 @@ SETTINGS = {"attribution_attack_method": "topK", "epsilon": 0.3}
 def test_rows_round_trip_exactly(tmp_path):
     log = ExampleLog(tmp_path / "ex.csv", SETTINGS)
     assert log.open() == {}
-    log.append([(0, 7, True, 0.1 + 0.2, 1 / 3, -0.0, True), (1, 2, False, math.nan, math.nan, math.nan, False)])
+    log.append([(0, 7, True, 0.1 + 0.2, 1 / 3, -0.0, True, 3), (1, 2, False, math.nan, math.nan, math.nan, False, 0)])
     rows = ExampleLog(tmp_path / "ex.csv", SETTINGS).open()
     assert rows[0] == {"index": 0, "label": 7, "correct": 1, "intersection": 0.1 + 0.2,
-                       "spearman": 1 / 3, "kendall": -0.0, "found": 1}
+                       "spearman": 1 / 3, "kendall": -0.0, "found": 1, "flat_rule_steps": 3}
     assert rows[1]["correct"] == 0 and math.isnan(rows[1]["kendall"])
 
 
@@ -24,20 +24,20 @@ def test_a_line_cut_by_a_crash_is_dropped_and_recomputed(tmp_path):
     path = tmp_path / "ex.csv"
     log = ExampleLog(path, SETTINGS)
     log.open()
-    log.append([(0, 1, 1, 0.5, 0.5, 0.5, 1)])
+    log.append([(0, 1, 1, 0.5, 0.5, 0.5, 1, 0)])
     with open(path, "a") as fh:
         fh.write("1,3,1,0.2")  # the process died mid-write
     again = ExampleLog(path, SETTINGS)
     assert set(again.open()) == {0}
-    again.append([(1, 3, 1, 0.25, 0.5, 0.75, 0)])
-    assert path.read_text().splitlines()[-1] == "1,3,1,0.25,0.5,0.75,0"
+    again.append([(1, 3, 1, 0.25, 0.5, 0.75, 0, 0)])
+    assert path.read_text().splitlines()[-1] == "1,3,1,0.25,0.5,0.75,0,0"
     assert set(ExampleLog(path, SETTINGS).open()) == {0, 1}
 
 
 def test_other_settings_move_the_old_file_aside(tmp_path):
     path = tmp_path / "ex.csv"
     ExampleLog(path, SETTINGS).open()
-    ExampleLog(path, SETTINGS).append([(0, 1, 1, 0.5, 0.5, 0.5, 1)])
+    ExampleLog(path, SETTINGS).append([(0, 1, 1, 0.5, 0.5, 0.5, 1, 0)])
     other = SETTINGS | {"epsilon": 0.1}
     assert ExampleLog(path, other).open() == {}
     stale = tmp_path / f"ex.stale-{settings_digest(SETTINGS)[:12]}.csv"

@@ -9,7 +9,7 @@ Stable API (imported by ``attacks.pgd`` and the attribution attacks):
     ``project_linf(x_adv, x, epsilon)``, ``clamp_bounds(x, bounds)``,
     ``project_and_clamp(x_adv, x, epsilon, bounds)``, ``feasible_box(x, epsilon, bounds)``,
     ``check_bounds(bounds)``,
-    ``check_epsilon(epsilon)``, ``input_gradient(loss, x_adv)``.
+    ``check_epsilon(epsilon)``, ``input_gradient(loss, x_adv)``, ``example_generator(seed, index)``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "check_bounds",
     "check_epsilon",
     "input_gradient",
+    "example_generator",
 ]
 
 
@@ -144,3 +145,17 @@ def input_gradient(loss: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     """
     (grad,) = torch.autograd.grad(loss, x_adv, allow_unused=True)
     return torch.zeros_like(x_adv) if grad is None else grad
+
+
+def example_generator(seed: int, index: int, device: torch.device | str = "cpu", stream: int = 0) -> torch.Generator:
+    """A generator for one example: seeded from (``seed``, dataset ``index``[, ``stream``]) via SeedSequence.
+
+    Why per example: its draws then do not depend on which batch the example sits in, so results
+    are the same at any batch size. ``stream`` separates independent uses for the same example
+    (the members of the strong evaluation); stream 0 is the faithful attack's.
+    """
+    import numpy as np
+
+    key = [int(seed), int(index)] + ([int(stream)] if stream else [])
+    state = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))

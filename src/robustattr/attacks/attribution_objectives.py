@@ -6,6 +6,7 @@ are (B, H, W), channel-summed |attribution| normalised to sum to H·W (spec §2.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Sequence
 
@@ -18,6 +19,12 @@ from robustattr.errors import UserInputError, did_you_mean
 from robustattr.metrics import kendall_tau, mass_center, spearman, top_k_intersection
 
 METHODS = ("random", "topK", "mass_center", "target")
+#: Objectives the walk can ascend: the faithful methods' (but random, which has none) plus the
+#: strong evaluation's dense one.
+OBJECTIVES = ("topK", "mass_center", "target", "map_distance")
+#: What a walk does where its objective is flat (exact ascent direction all zeros): a seeded
+#: random sign step for that iteration, or nothing (the pre-2026-12 behaviour, kept for comparison).
+FLAT_RULES = ("random_sign", "none")
 MEASURES = ("kendall", "intersection", "spearman", "mass_center")
 SALIENCIES = SALIENCY_KINDS
 
@@ -87,8 +94,11 @@ def saliency(
 
 
 def saliency_method(kind: str | SaliencyMethod, ig_steps: int) -> SaliencyMethod:
-    """``kind`` itself when it is a :class:`SaliencyMethod`, else that method with default settings."""
-    return kind if isinstance(kind, SaliencyMethod) else SaliencyMethod(kind, ig_steps=ig_steps)
+    """The method ``kind`` names (default settings) or is, with ``ig_steps`` IG points: the caller's
+    ``ig_steps`` always rules, so a walk may take its direction from fewer points than its metrics."""
+    if isinstance(kind, SaliencyMethod):
+        return kind if kind.ig_steps == ig_steps else dataclasses.replace(kind, ig_steps=ig_steps)
+    return SaliencyMethod(kind, ig_steps=ig_steps)
 
 
 def top_k_mask(s: Tensor, k: int) -> Tensor:
@@ -101,12 +111,14 @@ def truncated_center(s: Tensor) -> Tensor:
     return torch.trunc(mass_center(s))
 
 
-def objective(method: str, s2: Tensor, *, mask: Tensor | None, center0: Tensor | None,
-              target_map: Tensor | None) -> Tensor:
+def objective(method: str, s2: Tensor, *, mask: Tensor | None = None, center0: Tensor | None = None,
+              target_map: Tensor | None = None, s0: Tensor | None = None) -> Tensor:
     """(B,) quantity D the attack ascends, from the surrogate saliency ``s2`` (B, H, W).
 
     topK: −Σ M⊙S₂ (move mass off the original top-k); mass_center: ‖c(S₂) − c⁰‖²;
-    target: Σ S₂⊙target_map (move mass into the target region).
+    target: Σ S₂⊙target_map (move mass into the target region); map_distance: ‖S₂ − S⁰‖² / (H·W),
+    the squared distance to the clean ReLU map ``s0`` (dense: every pixel with a non-zero
+    attribution gets a gradient, whether or not it is in some top-k set).
     """
     if method == "topK":
         return -(mask * s2).flatten(1).sum(1)
@@ -114,10 +126,32 @@ def objective(method: str, s2: Tensor, *, mask: Tensor | None, center0: Tensor |
         return (mass_center(s2) - center0).pow(2).sum(1)
     if method == "target":
         return (target_map * s2).flatten(1).sum(1)
+    if method == "map_distance":
+        return (s2 - s0).pow(2).flatten(1).mean(1)
     raise ValueError(f"no objective for method {method!r}")  # random never gets here
 
 
-def random_sign(like: Tensor, generators: Sequence[torch.Generator] | torch.Generator | None) -> Tensor:
+def flat_objective(method: str, s2: Tensor, *, mask: Tensor | None = None,
+                   target_map: Tensor | None = None) -> Tensor:
+    """(B,) bool: the objective is exactly constant near the current point, whatever rounding says.
+
+    A pixel whose value is 0 has an attribution of exactly 0 (IG multiplies by x − 0) and
+    d|u|/du = 0 at u = 0, so a masked-mass objective is flat when the map's support lies wholly
+    inside, or wholly outside, the mask: topK when S₂ is 0 off the original top-k (an MNIST digit
+    with at most k_top lit pixels), target when S₂ is 0 on the target or off it. The test reads
+    exact zeros, so it does not depend on the device or the batch; the gradient there is a
+    rounding residue (exactly 0 on a CPU, ±tiny on a GPU) and must not steer the walk.
+    """
+    if method == "topK":
+        return ((1 - mask) * s2).flatten(1).sum(1) == 0
+    if method == "target":
+        inside = (target_map * s2).flatten(1).sum(1)
+        outside = ((1 - target_map) * s2).flatten(1).sum(1)
+        return (inside == 0) | (outside == 0)
+    return torch.zeros(s2.shape[0], dtype=torch.bool, device=s2.device)
+
+
+def random_sign(like: Tensor, generators: Sequence[torch.Generator | None] | torch.Generator | None) -> Tensor:
     """±1 tensor shaped like ``like`` (B, C, H, W): the sign of standard Gaussians.
 
     With one generator per example each example draws its own (C, H, W) block in turn, so its

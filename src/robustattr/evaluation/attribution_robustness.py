@@ -1,9 +1,12 @@
 """Attribution robustness (IN: top-k intersection, CO: Kendall's τ, and Spearman), spec §4.2/§4.3.
 
 Writes ``RUN_DIR/eval_attribution_examples.csv`` batch by batch (resumable, see
-``evaluation.results``) and then ``RUN_DIR/eval_attribution.json``. Every example's result depends
-only on its image and the settings (the ``random`` method draws from a generator seeded by
-``random_seed`` and the example's index), so batch sizes and interruptions change nothing.
+``evaluation.results``) and then ``RUN_DIR/eval_attribution.json``. With
+``attribution_attack_method: "strong"`` (``attacks.strong_attribution``: each metric's worst case
+over a portfolio of attacks) the files are ``eval_attribution_strong.json`` and
+``eval_attribution_strong_examples.csv``, so one run directory holds both evaluations. Every
+example's result depends only on its image and the settings (random draws come from generators
+seeded by ``random_seed`` and the example's index), so batch sizes and interruptions change nothing.
 
 Under ``torchrun`` the batches still to do are dealt round-robin to the ranks, a round of one
 batch per rank at a time; after each round rank 0 gathers the rows and appends them in batch
@@ -22,21 +25,33 @@ import numpy as np
 import torch
 
 from robustattr import distributed as dist
+from robustattr.attacks._common import example_generator
 from robustattr.attacks.attribution_attack import attribution_attack, check_attack_settings
+from robustattr.attacks.strong_attribution import METRICS, portfolio, strong_attribution_attack
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.errors import UserInputError
 from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
 )
-from robustattr.evaluation.results import ExampleLog, write_json_atomic
+from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json_atomic
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
-           "target_map_from_box", "example_generator"]
+           "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "target_map_from_box",
+           "example_generator"]
 
 logger = logging.getLogger(__name__)
 
 ATTRIBUTION_RESULT_FILE = "eval_attribution.json"
 ATTRIBUTION_EXAMPLES_FILE = "eval_attribution_examples.csv"
+STRONG_RESULT_FILE = "eval_attribution_strong.json"
+STRONG_EXAMPLES_FILE = "eval_attribution_strong_examples.csv"
+
+
+def result_files(method: str) -> tuple[str, str]:
+    """(summary JSON, per-example CSV) file names of an evaluation with ``method``."""
+    if method == "strong":
+        return STRONG_RESULT_FILE, STRONG_EXAMPLES_FILE
+    return ATTRIBUTION_RESULT_FILE, ATTRIBUTION_EXAMPLES_FILE
 
 # The original casts attacked images to integers on the datasets stored as 0..255 (spec §4.2).
 _INTEGER_PIXEL_DATASETS = ("gtsrb", "flower17")
@@ -60,12 +75,6 @@ def target_map_from_box(box: Any, image_hw: tuple[int, int]) -> torch.Tensor:
     return target
 
 
-def example_generator(seed: int, index: int, device: torch.device) -> torch.Generator:
-    """A generator for one example, seeded from (``seed``, dataset ``index``) via SeedSequence."""
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))
-
-
 def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
     """Everything that changes a per-example result; its digest guards the resumable CSV."""
     return {
@@ -79,12 +88,14 @@ def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
         "attribution_attack_step_size": cfg.attribution_attack_step_size,
         "attribution_attack_steps": cfg.attribution_attack_steps,
         "attribution_attack_times": cfg.attribution_attack_times,
+        "attribution_attack_flat_rule": cfg.attribution_attack_flat_rule,
         "k_top": cfg.k_top,
         "eval_k_top": cfg.eval_k_top,
         "attribution_attack_target": cfg.attribution_attack_target,
         "random_seed": cfg.random_seed,
         "integer_pixels": cfg.dataset in _INTEGER_PIXEL_DATASETS,
         "bounds": list(info.value_range),
+        **(_strong_settings(cfg) if cfg.attribution_attack_method == "strong" else {}),
     }
 
 
@@ -101,6 +112,23 @@ def _settings_beyond_the_paper(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def _strong_settings(cfg: Any) -> dict[str, Any]:
+    direction = cfg.strong_direction_ig_steps or max(1, cfg.num_IG_steps // 4)
+    return {
+        "strong_random_starts": cfg.strong_random_starts,
+        "strong_direction_ig_steps": direction,
+        "members": [m.name for m in portfolio(cfg.strong_random_starts, direction)],
+    }
+
+
+def _example_fields(settings: dict[str, Any]) -> tuple[str, ...]:
+    """The CSV columns: EXAMPLE_FIELDS, and for the strong evaluation the member breakdown."""
+    if "members" not in settings:
+        return EXAMPLE_FIELDS
+    return (EXAMPLE_FIELDS + tuple(f"worst_{m}_member" for m in METRICS)
+            + tuple(f"{name}.{m}" for name in settings["members"] for m in METRICS))
+
+
 def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     """IN/CO of the run's latest checkpoint on the first ``num_attribution_examples`` test images
     (default ``num_eval_examples``).
@@ -113,38 +141,41 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     ``num_attacked``, ``accuracy`` and the settings. Raises UserInputError for bad settings
     (checked before anything is loaded) or a run without a checkpoint.
     """
-
     info = cfg.dataset_info()
     _, h, w = info.image_shape
     method = cfg.attribution_attack_method
     target = None
     if method == "target" and cfg.attribution_attack_target is not None:
         target = target_map_from_box(cfg.attribution_attack_target, (h, w))
-    check_attack_settings(method=method, measure=cfg.attribution_attack_measure,
+    check_attack_settings(method="topK" if method == "strong" else method, measure=cfg.attribution_attack_measure,
                           saliency_type=cfg.saliency_type, k_top=cfg.k_top, eval_k_top=cfg.eval_k_top,
-                          image_hw=(h, w), has_target=target is not None)
+                          image_hw=(h, w), has_target=target is not None,
+                          flat_rule=cfg.attribution_attack_flat_rule)
     model, meta, split, n, device = load_model_and_data(cfg)
     n = min(cfg.num_attribution_examples or n, len(split))
     settings = attack_settings(cfg, info, meta)
     run_dir = Path(cfg.model_dir)
-    log = ExampleLog(run_dir / ATTRIBUTION_EXAMPLES_FILE, settings)
+    result_file, examples_file = result_files(method)
+    log = ExampleLog(run_dir / examples_file, settings, _example_fields(settings))
     done = dist.run_on_main(lambda: set(log.open()))  # rank 0 owns the files
     todo = [i for i in range(n) if i not in done]
     chunk = _chunk_size(cfg, model, split, device)
     world, rank = dist.world_size(), dist.rank()
     todo_batches = list(batches(todo, cfg.attribution_batch_size or cfg.eval_batch_size))
-    with progress(n, n - len(todo), "attribution attack", enabled=dist.is_main()) as bar:
+    desc = "strong attribution attack" if method == "strong" else "attribution attack"
+    with progress(n, n - len(todo), desc, enabled=dist.is_main()) as bar:
         for first in range(0, len(todo_batches), world):
             # One round: batch first + r goes to rank r; a rank past the end computes nothing.
             rows: list[tuple] = []
             if first + rank < len(todo_batches):
-                rows = _attack_rows(cfg, model, split, todo_batches[first + rank], device, method, target,
-                                    info, settings["integer_pixels"], chunk)
+                attack = _strong_rows if method == "strong" else _attack_rows
+                rows = attack(cfg, model, split, todo_batches[first + rank], device, method, target,
+                              info, settings["integer_pixels"], chunk)
             for batch_rows in dist.all_gather_object(rows) if world > 1 else [rows]:
                 if dist.is_main():
                     log.append(batch_rows)
                 bar.update(len(batch_rows))
-    result = dist.run_on_main(lambda: _write_result(log, n, settings, run_dir))
+    result = dist.run_on_main(lambda: _write_result(log, n, settings, run_dir / result_file))
     logger.info("IN %.4f, Kendall %.4f, Spearman %.4f over %d attacked of %d", result["top_k_intersection"],
                 result["kendall"], result["spearman"], result["num_attacked"], n)
     return result
@@ -156,9 +187,8 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
     """Attack the test images ``idx`` (LongTensor (B,)); one row per image in ``EXAMPLE_FIELDS`` order."""
     x, y = split.batch(idx)
     x, y = x.to(device), y.to(device)
-    gens = None
-    if method == "random":
-        gens = [example_generator(cfg.random_seed, i, device) for i in idx.tolist()]
+    # One generator per example: random's steps and the flat rule's draw from it.
+    gens = [example_generator(cfg.random_seed, i, device) for i in idx.tolist()]
     r = attribution_attack(
         model, x, y, method=method, measure=cfg.attribution_attack_measure,
         epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
@@ -166,38 +196,81 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
         k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=saliency_method(cfg, info.value_range),
         ig_steps=cfg.num_IG_steps, bounds=info.value_range,
         integer_pixels=integer_pixels, target_map=target, generator=gens,
-        chunk_size=chunk, surrogate=cfg.attribution_attack_surrogate,
+        chunk_size=chunk, flat_rule=cfg.attribution_attack_flat_rule, surrogate=cfg.attribution_attack_surrogate,
     )
-    columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found]
+    columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps]
     # One host transfer per batch, after the attack.
-    attacked, inter, rho, tau, found = (c.cpu().tolist() for c in columns)
-    return list(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau, found))
+    attacked, inter, rho, tau, found, rule = (c.cpu().tolist() for c in columns)
+    return list(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau, found, rule))
 
 
-def _write_result(log: ExampleLog, n: int, settings: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def _strong_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor, device: torch.device,
+                 method: str, target: torch.Tensor | None, info: Any, integer_pixels: bool,
+                 chunk: int | None) -> list[tuple]:
+    """The strong evaluation of the test images ``idx``: one row per image in ``_example_fields`` order."""
+    x, y = split.batch(idx)
+    x, y = x.to(device), y.to(device)
+    r = strong_attribution_attack(
+        model, x, y, epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
+        steps=cfg.attribution_attack_steps, k_top=cfg.k_top, eval_k_top=cfg.eval_k_top,
+        measure=cfg.attribution_attack_measure, saliency=saliency_method(cfg, info.value_range),
+        ig_steps=cfg.num_IG_steps, surrogate=cfg.attribution_attack_surrogate,
+        random_starts=cfg.strong_random_starts, direction_ig_steps=cfg.strong_direction_ig_steps,
+        bounds=info.value_range, integer_pixels=integer_pixels, seed=cfg.random_seed,
+        example_ids=idx.tolist(), chunk_size=chunk, flat_rule=cfg.attribution_attack_flat_rule,
+    )
+    names = ("",) + r.members  # worst_member −1 (nothing went below 1) reads as ""
+    base = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps]
+    base = [c.cpu().tolist() for c in base]
+    worst = [[names[i + 1] for i in r.worst_member[m].cpu().tolist()] for m in METRICS]
+    per_member = [r.member_values[m][j].cpu().tolist() for j in range(len(r.members)) for m in METRICS]
+    return list(zip(*base, *worst, *per_member))
+
+
+def _write_result(log: ExampleLog, n: int, settings: dict[str, Any], path: Path) -> dict[str, Any]:
     """The summary of the first ``n`` rows of ``log``, written atomically (rank 0, after all rows)."""
-    result = {**_summary([log.rows[i] for i in range(n)]), **settings}
-    write_json_atomic(run_dir / ATTRIBUTION_RESULT_FILE, result)
+    rows = [log.rows[i] for i in range(n)]
+    result = {**_summary(rows), **settings}
+    if "members" in settings:
+        result["member_breakdown"] = _member_breakdown(rows, settings["members"])
+    write_json_atomic(path, result)
     return result
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return math.fsum(r[key] for r in rows) / len(rows) if rows else float("nan")
 
 
 def _summary(rows: list[dict]) -> dict[str, Any]:
     attacked = [r for r in rows if r["correct"]]
-
-    def mean(key: str) -> float:
-        return math.fsum(r[key] for r in attacked) / len(attacked) if attacked else float("nan")
-
     return {
-        "top_k_intersection": mean("intersection"),
-        "kendall": mean("kendall"),
-        "spearman": mean("spearman"),
+        "top_k_intersection": _mean(attacked, "intersection"),
+        "kendall": _mean(attacked, "kendall"),
+        "spearman": _mean(attacked, "spearman"),
         "num_examples": len(rows),
         "num_attacked": len(attacked),
-        # Attacked examples whose walk found nothing (reported as 1, 1, 1): with k_top at least the
-        # number of non-zero pixels, the topK objective is flat and its gradient exactly zero.
-        "num_not_found": sum(1 for r in attacked if not r.get("found", 1)),
+        # Attacked examples left at (1, 1, 1): no label-keeping iterate lowered the criterion.
+        "num_not_found": sum(1 for r in attacked if not r["found"]),
+        # Attacked examples whose walk met a flat objective and took the rule's random step.
+        "num_flat_rule": sum(1 for r in attacked if r["flat_rule_steps"] > 0),
         "accuracy": len(attacked) / len(rows) if rows else float("nan"),
     }
+
+
+def _member_breakdown(rows: list[dict], members: list[str]) -> dict[str, Any]:
+    """Per member: its own means over the attacked examples, and for how many it gave the worst case."""
+    attacked = [r for r in rows if r["correct"]]
+    out: dict[str, Any] = {}
+    for name in members:
+        out[name] = {
+            "top_k_intersection": _mean(attacked, f"{name}.intersection"),
+            "kendall": _mean(attacked, f"{name}.kendall"),
+            "spearman": _mean(attacked, f"{name}.spearman"),
+            "worst_case_count": {m: sum(1 for r in attacked if r[f"worst_{m}_member"] == name) for m in METRICS},
+        }
+    out["none"] = {"worst_case_count": {m: sum(1 for r in attacked if r[f"worst_{m}_member"] == "")
+                                        for m in METRICS}}
+    return out
 
 
 def _chunk_size(cfg: Any, model: torch.nn.Module, split: Any, device: torch.device) -> int | None:

@@ -24,7 +24,14 @@ __all__ = ["write_json_atomic", "settings_digest", "ExampleLog", "EXAMPLE_FIELDS
 
 logger = logging.getLogger(__name__)
 
-EXAMPLE_FIELDS = ("index", "label", "correct", "intersection", "spearman", "kendall", "found")
+EXAMPLE_FIELDS = ("index", "label", "correct", "intersection", "spearman", "kendall", "found", "flat_rule_steps")
+# Columns read back as integers, and as text (the strong evaluation's member names); the rest are floats.
+_INT_FIELDS = frozenset({"index", "label", "correct", "found", "flat_rule_steps"})
+_BOOL_FIELDS = frozenset({"correct", "found"})
+
+
+def _is_text(name: str) -> bool:
+    return name.startswith("worst_") and name.endswith("_member")
 
 
 def _json_safe(value: Any) -> Any:
@@ -50,17 +57,19 @@ def settings_digest(settings: Mapping[str, Any]) -> str:
 
 
 class ExampleLog:
-    """Per-example rows ``index,label,correct,intersection,spearman,kendall,found`` with resume support.
+    """Per-example rows (``fields``, by default ``EXAMPLE_FIELDS``) with resume support.
 
     ``found`` is 0 where the attack found no label-kept iterate that lowered its criterion (the
     walk never moved, or every step flipped the label): that example reports (1, 1, 1).
+    ``flat_rule_steps`` counts the iterations that took the flat-objective random step.
 
     ``open()`` returns the rows already computed under the same settings (index → row dict) and
     prepares the file for appending; ``append(rows)`` writes one batch durably.
     """
 
-    def __init__(self, path: Path, settings: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, settings: Mapping[str, Any], fields: tuple[str, ...] = EXAMPLE_FIELDS) -> None:
         self.path = Path(path)
+        self.fields = tuple(fields)
         self.sidecar = self.path.with_suffix(".settings.json")
         self.settings = dict(settings)
         self.digest = settings_digest(settings)
@@ -81,17 +90,17 @@ class ExampleLog:
 
     def _write_header(self) -> None:
         with open(self.path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(",".join(EXAMPLE_FIELDS) + "\n")
+            fh.write(",".join(self.fields) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def append(self, rows: Iterable[tuple]) -> None:
-        """Append rows (tuples in ``EXAMPLE_FIELDS`` order), then flush and fsync."""
+        """Append rows (tuples in ``fields`` order), then flush and fsync."""
         lines = []
         for row in rows:
-            record = dict(zip(EXAMPLE_FIELDS, row))
-            record["correct"] = int(bool(record["correct"]))
-            record["found"] = int(bool(record["found"]))
+            record = dict(zip(self.fields, row, strict=True))
+            for key in _BOOL_FIELDS & record.keys():
+                record[key] = int(bool(record[key]))
             self.rows[int(record["index"])] = record
             # repr keeps every bit of a float, so means recomputed from the file are exact.
             lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in record.values()))
@@ -141,13 +150,16 @@ class ExampleLog:
         with open(self.path, encoding="utf-8", newline="") as fh:
             for record in csv.DictReader(fh):
                 try:
-                    row = {
-                        "index": int(record["index"]), "label": int(record["label"]),
-                        "correct": int(record["correct"]),
-                        **{k: float(record[k]) for k in ("intersection", "spearman", "kendall")},
-                        "found": int(record["found"]),
-                    }
+                    row = {k: _parse(k, record[k]) for k in self.fields}
                 except (KeyError, TypeError, ValueError):
                     continue  # a damaged row is recomputed; later rows for an index win
                 rows[row["index"]] = row
         return rows
+
+
+def _parse(field: str, text: str | None) -> float | int | str:
+    if text is None:
+        raise ValueError(f"{field} missing")
+    if _is_text(field):
+        return text
+    return int(text) if field in _INT_FIELDS else float(text)
