@@ -89,6 +89,26 @@ def test_train_then_eval_pgd_and_attribution(project: Path, capsys: pytest.Captu
     attr = json.loads((project / "run" / "eval_attribution.json").read_text())
     assert attr["num_attacked"] >= 4 and 0 <= attr["top_k_intersection"] <= 1
     assert attr["kendall"] < 1  # the surrogate (the factory's nn.ReLU swapped) moved the maps
+    _check_similarities(project / "run" / "eval_attribution_examples.csv", attr)
+    # The strong evaluation (worst case over a portfolio of walks) on the same model.
+    assert _run("eval", "attribution", "run", "--set", "attribution_attack_method=strong",
+                "--set", "num_attribution_examples=4", "--set", "attribution_attack_steps=2",
+                "--set", "num_IG_steps=4", "--set", "k_top=20", "--set", "eval_k_top=10") == 0
+    strong = json.loads((project / "run" / "eval_attribution_strong.json").read_text())
+    assert strong["num_attacked"] >= 3 and strong["kendall"] < 1 and "member_breakdown" in strong
+    _check_similarities(project / "run" / "eval_attribution_strong_examples.csv", strong)
+
+
+def _check_similarities(csv_path: Path, result: dict) -> None:
+    """LENS forgives shifts, so its intersection is never below the plain one; cosine lies in [0, 1]."""
+    import csv
+
+    rows = [r for r in csv.DictReader(csv_path.open()) if r["correct"] == "1"]
+    assert rows and all(float(r["lens_intersection"]) >= float(r["intersection"]) for r in rows)
+    assert all(0 <= float(r["cosine"]) <= 1 + 1e-6 and -1 <= float(r["lens_kendall"]) <= 1 for r in rows)
+    mean = sum(float(r["cosine"]) for r in rows) / len(rows)
+    assert result["cosine"] == pytest.approx(mean) and result["lens_window"] == 3
+    assert result["lens_top_k_intersection"] >= result["top_k_intersection"]
 
 
 @pytest.mark.parametrize("override,message", [

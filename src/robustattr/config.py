@@ -359,6 +359,8 @@ class Config:
     ig_baseline: float = _key(_FLOAT, 0.0, "ig: the path's start, a constant in pixel units (0: black)")
     smoothgrad_samples: int = _key(_INT, 50, "smoothgrad: noisy copies per map", _ONE)
     smoothgrad_noise: float = _key(_FLOAT, 0.15, "smoothgrad: noise sigma as a fraction of the pixel range", _POS)
+    lens_window: int = _key(_INT, 3, "side of the LENS metrics' square neighbourhood (odd)",
+                            _rule(lambda v, r: v >= 1 and v % 2 == 1, "must be an odd integer >= 1"))
     attribution_attack_surrogate: str = _key(
         _choice("softplus", "none"), "softplus",
         "softplus (ReLUs smoothed, same weights) or none (the model's own gradients)")

@@ -30,6 +30,7 @@ from robustattr.attacks.attribution_attack import attribution_attack, check_atta
 from robustattr.attacks.strong_attribution import METRICS, portfolio, strong_attribution_attack
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.errors import UserInputError
+from robustattr.metrics import cosine_similarity, lens_kendall_tau, lens_top_k_intersection
 from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
 )
@@ -95,6 +96,7 @@ def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
         "random_seed": cfg.random_seed,
         "integer_pixels": cfg.dataset in _INTEGER_PIXEL_DATASETS,
         "bounds": list(info.value_range),
+        "lens_window": cfg.lens_window,
         **(_strong_settings(cfg) if cfg.attribution_attack_method == "strong" else {}),
     }
 
@@ -121,11 +123,16 @@ def _strong_settings(cfg: Any) -> dict[str, Any]:
     }
 
 
+#: Later work's similarities of the clean and the reported perturbed map (:func:`map_similarities`).
+SIMILARITY_FIELDS = ("cosine", "lens_intersection", "lens_kendall")
+
+
 def _example_fields(settings: dict[str, Any]) -> tuple[str, ...]:
-    """The CSV columns: EXAMPLE_FIELDS, and for the strong evaluation the member breakdown."""
+    """The CSV columns: EXAMPLE_FIELDS, the map similarities, and for the strong evaluation the
+    member breakdown."""
     if "members" not in settings:
-        return EXAMPLE_FIELDS
-    return (EXAMPLE_FIELDS + tuple(f"worst_{m}_member" for m in METRICS)
+        return EXAMPLE_FIELDS + SIMILARITY_FIELDS
+    return (EXAMPLE_FIELDS + SIMILARITY_FIELDS + tuple(f"worst_{m}_member" for m in METRICS)
             + tuple(f"{name}.{m}" for name in settings["members"] for m in METRICS))
 
 
@@ -137,7 +144,8 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     the attack ``attribution_batch_size`` (else ``eval_batch_size``) at a time, chunked to
     ``memory_budget_mb``. Resumes from the per-example CSV when its settings match. Under torchrun
     the batches are shared among the ranks and rank 0 writes the files. Returns (and
-    writes atomically) ``top_k_intersection``, ``kendall``, ``spearman``, ``num_examples``,
+    writes atomically) ``top_k_intersection``, ``kendall``, ``spearman``, ``cosine``,
+    ``lens_top_k_intersection``, ``lens_kendall`` (``lens_window``), ``num_examples``,
     ``num_attacked``, ``accuracy`` and the settings. Raises UserInputError for bad settings
     (checked before anything is loaded) or a run without a checkpoint.
     """
@@ -198,10 +206,10 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
         integer_pixels=integer_pixels, target_map=target, generator=gens,
         chunk_size=chunk, flat_rule=cfg.attribution_attack_flat_rule, surrogate=cfg.attribution_attack_surrogate,
     )
-    columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps]
+    columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
+               *map_similarities(r.saliency, r.saliency_adv, r.attacked, cfg.eval_k_top, cfg.lens_window)]
     # One host transfer per batch, after the attack.
-    attacked, inter, rho, tau, found, rule = (c.cpu().tolist() for c in columns)
-    return list(zip(idx.tolist(), y.cpu().tolist(), attacked, inter, rho, tau, found, rule))
+    return list(zip(idx.tolist(), y.cpu().tolist(), *(c.cpu().tolist() for c in columns)))
 
 
 def _strong_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor, device: torch.device,
@@ -220,11 +228,26 @@ def _strong_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
         example_ids=idx.tolist(), chunk_size=chunk, flat_rule=cfg.attribution_attack_flat_rule,
     )
     names = ("",) + r.members  # worst_member −1 (nothing went below 1) reads as ""
-    base = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps]
+    base = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
+            *map_similarities(r.saliency, r.saliency_adv, r.attacked, cfg.eval_k_top, cfg.lens_window)]
     base = [c.cpu().tolist() for c in base]
     worst = [[names[i + 1] for i in r.worst_member[m].cpu().tolist()] for m in METRICS]
     per_member = [r.member_values[m][j].cpu().tolist() for j in range(len(r.members)) for m in METRICS]
     return list(zip(*base, *worst, *per_member))
+
+
+def map_similarities(s0: torch.Tensor, s_adv: torch.Tensor, attacked: torch.Tensor, k: int,
+                     window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B,) cosine similarity, LENS top-k intersection and LENS Kendall τ of the clean maps ``s0`` and
+    the reported perturbed maps ``s_adv`` (B, H, W); NaN where not ``attacked``.
+
+    Later work's metrics (``robustattr.metrics``), taken at the iterate the attack reports (for the
+    strong evaluation: the lowest-Kendall one), not minimised separately.
+    """
+    nan = torch.full_like(s0[:, 0, 0], float("nan"))
+    values = (cosine_similarity(s0, s_adv), lens_top_k_intersection(s0, s_adv, k, window).to(s0.dtype),
+              lens_kendall_tau(s0, s_adv, window))
+    return tuple(torch.where(attacked, v, nan) for v in values)
 
 
 def _write_result(log: ExampleLog, n: int, settings: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -247,6 +270,9 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
         "top_k_intersection": _mean(attacked, "intersection"),
         "kendall": _mean(attacked, "kendall"),
         "spearman": _mean(attacked, "spearman"),
+        "cosine": _mean(attacked, "cosine"),
+        "lens_top_k_intersection": _mean(attacked, "lens_intersection"),
+        "lens_kendall": _mean(attacked, "lens_kendall"),
         "num_examples": len(rows),
         "num_attacked": len(attacked),
         # Attacked examples left at (1, 1, 1): no label-keeping iterate lowered the criterion.
