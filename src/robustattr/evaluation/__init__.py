@@ -1,4 +1,5 @@
-"""Evaluation drivers: NA/AA (``evaluate_pgd``) and IN/CO (``evaluate_attribution``) of a trained run.
+"""Evaluation drivers: NA/AA (``evaluate_pgd``) and IN/CO (``evaluate_attribution``) of a trained run;
+``attribution_robustness`` evaluates any model on tensors or a DataLoader, per example.
 
 Drivers own the loops over the test set, the result files in the run directory and the progress
 bars; the algorithms they call (``attacks``) stay pure batched functions.
@@ -10,8 +11,11 @@ from robustattr.evaluation.attribution_robustness import (
     ATTRIBUTION_RESULT_FILE,
     evaluate_attribution,
 )
+from robustattr.evaluation.per_example import AttributionRobustness, attribution_robustness
 
 __all__ = [
+    "attribution_robustness",
+    "AttributionRobustness",
     "evaluate_pgd",
     "evaluate_attribution",
     "PGD_RESULT_FILE",
