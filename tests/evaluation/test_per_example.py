@@ -1,4 +1,4 @@
-"""attribution_robustness: any model, tensors or a DataLoader, one result per example."""
+"""attribution_robustness_of: any model, tensors or a DataLoader, one result per example."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from robustattr.attacks.strong_attribution import strong_attribution_attack
-from robustattr.evaluation import attribution_robustness
+from robustattr.evaluation import attribution_robustness_of
 from robustattr.metrics import cosine_similarity, lens_kendall_tau, lens_top_k_intersection
 
 SETTINGS = dict(epsilon=0.1, step_size=0.04, steps=3, k_top=10, eval_k_top=8, ig_steps=4, seed=11)
@@ -27,8 +27,8 @@ def _model_and_data():
 @pytest.mark.parametrize("strong", [True, False])
 def test_tensors_and_a_loader_give_the_same_per_example_results(strong):
     model, x, y = _model_and_data()
-    a = attribution_robustness(model, (x, y), strong=strong, batch_size=3, **SETTINGS)
-    b = attribution_robustness(model, DataLoader(TensorDataset(x, y), batch_size=5), strong=strong, **SETTINGS)
+    a = attribution_robustness_of(model, (x, y), strong=strong, batch_size=3, **SETTINGS)
+    b = attribution_robustness_of(model, DataLoader(TensorDataset(x, y), batch_size=5), strong=strong, **SETTINGS)
     for name in ("intersection", "kendall", "cosine", "lens_kendall", "x_adv"):
         torch.testing.assert_close(getattr(a, name), getattr(b, name), equal_nan=True, rtol=0, atol=1e-12)
     assert a.attacked.tolist() == [True, True, False, True, True, True, True] and torch.isnan(a.kendall[2])
@@ -39,7 +39,7 @@ def test_tensors_and_a_loader_give_the_same_per_example_results(strong):
 
 def test_strong_results_are_the_attacks_and_the_maps_metrics():
     model, x, y = _model_and_data()
-    r = attribution_robustness(model, (x, y), strong=True, **SETTINGS)
+    r = attribution_robustness_of(model, (x, y), strong=True, **SETTINGS)
     settings = {k: v for k, v in SETTINGS.items() if k != "seed"}
     direct = strong_attribution_attack(model, x, y, seed=11, example_ids=range(7), **settings)
     torch.testing.assert_close(r.kendall, direct.kendall, equal_nan=True)

@@ -1,5 +1,5 @@
 """Evaluation drivers: NA/AA (``evaluate_pgd``) and IN/CO (``evaluate_attribution``) of a trained run;
-``attribution_robustness`` evaluates any model on tensors or a DataLoader, per example.
+``attribution_robustness_of`` evaluates any model on tensors or a DataLoader, per example.
 
 Drivers own the loops over the test set, the result files in the run directory and the progress
 bars; the algorithms they call (``attacks``) stay pure batched functions.
@@ -11,10 +11,10 @@ from robustattr.evaluation.attribution_robustness import (
     ATTRIBUTION_RESULT_FILE,
     evaluate_attribution,
 )
-from robustattr.evaluation.per_example import AttributionRobustness, attribution_robustness
+from robustattr.evaluation.per_example import AttributionRobustness, attribution_robustness_of
 
 __all__ = [
-    "attribution_robustness",
+    "attribution_robustness_of",
     "AttributionRobustness",
     "evaluate_pgd",
     "evaluate_attribution",

@@ -6,8 +6,8 @@ one (the worst case per metric over a portfolio of walks), the paper's metrics (
 intersection, Kendall's τ, Spearman's ρ) and later work's (cosine similarity, LENS top-k, LENS
 Kendall) for every example.
 
-    >>> from robustattr.evaluation import attribution_robustness
-    >>> r = attribution_robustness(model, test_loader, epsilon=0.3, step_size=0.01, steps=100,
+    >>> from robustattr.evaluation import attribution_robustness_of
+    >>> r = attribution_robustness_of(model, test_loader, epsilon=0.3, step_size=0.01, steps=100,
     ...                            k_top=200, eval_k_top=100, strong=True, seed=0)
     >>> r.summary()["kendall"], r.kendall[r.attacked]         # mean, and (N_attacked,) values
 """
@@ -28,7 +28,7 @@ from robustattr.attacks.strong_attribution import strong_attribution_attack
 from robustattr.attribution import SaliencyMethod
 from robustattr.evaluation.attribution_robustness import map_similarities
 
-__all__ = ["AttributionRobustness", "attribution_robustness"]
+__all__ = ["AttributionRobustness", "attribution_robustness_of"]
 
 _METRICS = ("intersection", "spearman", "kendall", "cosine", "lens_intersection", "lens_kendall")
 
@@ -78,7 +78,7 @@ def _batches(data: tuple[Tensor, Tensor] | Iterable[Any], batch_size: int) -> It
         yield batch[0], batch[1]
 
 
-def attribution_robustness(
+def attribution_robustness_of(
     model: nn.Module, data: tuple[Tensor, Tensor] | Iterable[Any], *, epsilon: float, step_size: float,
     steps: int, k_top: int, eval_k_top: int | None = None, strong: bool = True, method: str = "topK",
     measure: str = "kendall", times: int = 1, saliency: str | SaliencyMethod = "ig", ig_steps: int = 100,
