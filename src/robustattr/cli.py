@@ -87,7 +87,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_figure(args: argparse.Namespace) -> int:
     from robustattr.evaluation.panel import write_figure
 
-    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set))
+    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set,
+                       attack=args.attack))
     return 0
 
 
@@ -190,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     figure_p.add_argument("--index", type=int, default=None,
                           help="test image index (default: the original notebook's image for the dataset)")
     figure_p.add_argument("--out", help="PNG path (default: RUN_DIR/figure_attack_<index>.png of the first run)")
+    figure_p.add_argument("--attack", choices=("strong", "faithful"), default="strong",
+                          help="strong (default): the perturbation of the lowest Kendall tau over the strong "
+                          "evaluation's attacks; faithful: the run's configured attack")
     figure_p.add_argument("--curves", action="store_true",
                           help="draw training curves from metrics.jsonl instead of the attack panel")
     figure_p.set_defaults(func=_cmd_figure)

@@ -46,9 +46,15 @@ def train_or_resume(cfg: Config) -> str:
     return "trained"
 
 
+# What a key absent from an older result file means: the files written before the key existed
+# were computed with this value.
+_ABSENT_MEANS = {"attribution_attack_flat_rule": "none"}
+
+
 def evaluation_is_current(path: Path, cfg: Config, keys: Iterable[str]) -> bool:
     """True when the result file ``path`` was computed on the run's latest checkpoint with the
-    values of ``keys`` that ``cfg`` has now (keys absent from the file are not compared)."""
+    values of ``keys`` that ``cfg`` has now (keys absent from the file are not compared, except
+    those that older files lack and whose meaning is known, ``_ABSENT_MEANS``)."""
     from robustattr.checkpoints import list_checkpoints
 
     if not path.exists():
@@ -58,5 +64,6 @@ def evaluation_is_current(path: Path, cfg: Config, keys: Iterable[str]) -> bool:
     if settings.get("num_adversarial_examples") is None and "num_examples" in result:
         # None asks for AA on every evaluated image; the file records the count that resolved to.
         settings["num_adversarial_examples"] = result["num_examples"]
+    result = {**_ABSENT_MEANS, **result}
     same_settings = all(result[k] == settings[k] for k in keys if k in result)
     return same_settings and result.get("checkpoint_step") == max(list_checkpoints(cfg.model_dir), default=None)

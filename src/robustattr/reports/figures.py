@@ -28,6 +28,9 @@ class Panel:
         saliency, saliency_adv: (H, W) non-negative maps.
         intersection, kendall: similarity of the two maps (top-k intersection in [0, 1], tau-b).
         true_label, predicted_adv: the class before and the prediction after the attack.
+        moved: some label-keeping perturbation lowered the map's similarity; False means the
+            "attacked" image is the clean one and the row must say so.
+        attack: which attack produced the perturbation, in words.
     """
 
     label: str
@@ -39,6 +42,8 @@ class Panel:
     kendall: float
     true_label: int
     predicted_adv: int
+    moved: bool = True
+    attack: str = ""
 
 
 def _pyplot():
@@ -81,10 +86,17 @@ def draw_attack_panels(panels: list[Panel], out: str | Path) -> Path:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(panel.label, fontsize=11)
-        axes[row, 2].set_xlabel(f"label {panel.true_label}, predicted {panel.predicted_adv}", fontsize=9)
-        axes[row, 3].set_xlabel(
-            f"top-k intersection {100 * panel.intersection:.1f}%   Kendall {panel.kendall:.3f}", fontsize=10
-        )
+        if panel.moved:
+            axes[row, 2].set_xlabel(f"label {panel.true_label}, predicted {panel.predicted_adv}\n{panel.attack}",
+                                    fontsize=9)
+            axes[row, 3].set_xlabel(
+                f"top-k intersection {100 * panel.intersection:.1f}%   Kendall {panel.kendall:.3f}", fontsize=10
+            )
+        else:
+            # The "perturbed" image is the clean one: say so, rather than let τ = 1 read as robustness.
+            axes[row, 2].set_title("NOT MOVED by any attack\n(the clean image)", fontsize=10, color="crimson")
+            axes[row, 2].set_xlabel(panel.attack, fontsize=9)
+            axes[row, 3].set_xlabel("no label-keeping perturbation changed the map", fontsize=10, color="crimson")
     fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)
