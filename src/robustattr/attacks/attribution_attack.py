@@ -312,8 +312,9 @@ class _Saliency:
         ``flat`` marks examples whose objective is exactly constant here (``flat_objective``) or
         whose direction came out all zeros: their direction carries no information.
         """
-        chunk = self.chunk_size or x.shape[0]
         steps = ig_steps or self.ig_steps
+        # chunk_size counts examples of ig_steps points each; fewer points per example fit more examples.
+        chunk = max(1, self.chunk_size * self.ig_steps // steps) if self.chunk_size else x.shape[0]
         signs, flats = [], []
         for start in range(0, x.shape[0], chunk):
             sl = slice(start, start + chunk)

@@ -174,7 +174,7 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
     x, y = split.batch(idx)
     x, y = x.to(device), y.to(device)
     # One generator per example: random's steps and the flat rule's draw from it.
-    gens = [example_generator(cfg.random_seed, i, device) for i in idx.tolist()]
+    gens = [example_generator(cfg.random_seed, i) for i in idx.tolist()]
     r = attribution_attack(
         model, x, y, method=method, measure=cfg.attribution_attack_measure,
         epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,

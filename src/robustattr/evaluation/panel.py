@@ -66,7 +66,7 @@ def compute_panel(cfg: Any, index: int, attack: str = "strong") -> Panel:
         if method == "target" and cfg.attribution_attack_target is not None:
             target = target_map_from_box(cfg.attribution_attack_target, info.image_shape[1:])
         r = attribution_attack(model, x, y, method=method, times=cfg.attribution_attack_times, target_map=target,
-                               generator=[example_generator(cfg.random_seed, index, device)], **common)
+                               generator=[example_generator(cfg.random_seed, index)], **common)
         how = f"faithful {method}"
     if not bool(r.attacked[0]):
         raise UserInputError(
