@@ -386,7 +386,6 @@ def _walk(model: nn.Module, sal: _Saliency, x: Tensor, y: Tensor, s0: Tensor, st
     blocks = [slice(m * batch, (m + 1) * batch) for m in range(copies)]
     if copies > 1:
         x, y, s0, state = x.repeat(copies, 1, 1, 1), y.repeat(copies), s0.repeat(copies, 1, 1), state.repeat(copies)
-    rows = {k: v for k, v in state.__dict__.items()}
 
     def gens(block: slice) -> Generators:
         if generators is None or isinstance(generators, torch.Generator):
@@ -410,8 +409,8 @@ def _walk(model: nn.Module, sal: _Saliency, x: Tensor, y: Tensor, s0: Tensor, st
             if member.method == "random":
                 d[block] = random_sign(x_t[block], gens(block))
                 continue
-            d_m, flat = sal.direction(surrogate, x_t[block], y[block], {k: None if v is None else v[block]
-                                      for k, v in rows.items()}, member.method, member.direction_ig_steps)
+            d_m, flat = sal.direction(surrogate, x_t[block], y[block], state.rows(block), member.method,
+                                      member.direction_ig_steps)
             if cfg.flat_rule == "random_sign":
                 # Drawn every step for every row, used only where flat: each example's stream then
                 # advances the same way in any batch, and the loop needs no host sync.
