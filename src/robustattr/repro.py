@@ -45,7 +45,8 @@ RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution.
 PGD_KEYS = ("num_eval_examples", "num_adversarial_examples", "epsilon", "num_steps", "step_size", "random_start")
 ATTRIBUTION_KEYS = ("num_attribution_examples", "epsilon", "num_IG_steps", "k_top", "eval_k_top",
                     "attribution_attack_method", "attribution_attack_measure", "attribution_attack_step_size",
-                    "attribution_attack_steps", "attribution_attack_times", "saliency_type")
+                    "attribution_attack_steps", "attribution_attack_times", "saliency_type",
+                    "attribution_attack_flat_rule")
 
 
 class Unit(NamedTuple):
