@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from robustattr.data import cache, flower17, gtsrb, mnist
-from robustattr.data._io import file_lock
+from robustattr.data._io import file_lock, remove_stale_partials
 from robustattr.data.catalog import DATASETS, DatasetInfo, get_info
 from robustattr.data.sources import first_working
 from robustattr.errors import UserInputError, did_you_mean
@@ -136,6 +136,7 @@ def fetch(name: str, root: PathLike | None = None, source_dir: PathLike | None =
             except UserInputError as exc:
                 log.warning("%s: replacing the cached copy: %s", name, exc)
         cache.Staging.clean_stale(root_path, folder_name)
+        remove_stale_partials(root_path / "sources" / name)  # downloads a killed fetch left half done
         src_dir = Path(source_dir).expanduser() if source_dir is not None else None
         if name in ("mnist", "fashion-mnist"):
             src, raw = first_working(name, mnist.sources(name, root_path, src_dir))
