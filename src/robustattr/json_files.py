@@ -108,7 +108,7 @@ BASE64 = Shape("base64 text", _is_base64)
 SHA256 = Shape("a sha256 digest (64 hex digits)",
                lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None)
 #: A bare file name: no folder part, so it can only name a file inside the folder that lists it.
-FILE_NAME = Shape("a file name inside its folder (no '/', '\\\\' or '..')",
+FILE_NAME = Shape("a file name inside its folder (no '/', '\\' or '..')",
                   lambda v: isinstance(v, str) and v not in ("", ".", "..") and not re.search(r"[/\\\x00]", v))
 
 
@@ -144,7 +144,7 @@ def dict_of(value: Shape, key: Shape = STR) -> Shape:
     def inner(v: dict, where: str) -> None:
         for k, x in v.items():
             if not key._ok(k):
-                raise _Mismatch(where or "the top level", f"has the key {json.dumps(k)}, which must be {key.describes}")
+                raise _Mismatch(where, f"has the key {json.dumps(k)}, which must be {key.describes}")
             value.check(x, _join(where, k))
     return Shape(f"an object of {value.describes}", lambda v: isinstance(v, dict), inner)
 
@@ -157,7 +157,7 @@ def record(required: Mapping[str, Shape], optional: Mapping[str, Shape] | None =
     def inner(v: dict, where: str) -> None:
         for key, shape in required.items():
             if key not in v:
-                raise _Mismatch(where or "the top level", f"lacks the key '{key}'")
+                raise _Mismatch(where, f"lacks the key '{key}'")
             shape.check(v[key], _join(where, key))
         for key, shape in optional.items():
             if key in v:
@@ -297,7 +297,7 @@ class _File:
         try:
             shape.check(value, "")
         except _Mismatch as exc:
-            place = f"'{exc.where}'" if exc.where and exc.where != "the top level" else "the top level"
+            place = f"'{exc.where}'" if exc.where else "it"  # "it": the whole document (or line)
             raise self.error(f"{f'line {line}: ' if line is not None else ''}{place} {exc.problem}") from None
         return value
 

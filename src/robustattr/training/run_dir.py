@@ -47,8 +47,10 @@ def plan_run(run_dir: Path, cfg_dict: dict[str, Any], *, overwrite: bool, contin
             ``continue_train`` is set; ``continue_train`` meets a run trained with different
             optimisation keys, or a damaged ``config.json``.
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserInputError(f"model_dir {run_dir} is a file, not a directory; choose another model_dir")
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), run_dir)
+    if existing.exists() and not existing.is_dir():
+        where = "" if existing == run_dir else f": {existing} is"
+        raise UserInputError(f"model_dir {run_dir}{where or ' is'} a file, not a directory; choose another model_dir")
     if not _has_run(run_dir):
         return "fresh"
     if overwrite:
