@@ -324,6 +324,8 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
     if plan == "overwrite":
         dist.run_on_main(lambda: clear_run(run_dir))
     dist.broadcast_parameters(model)  # replicas start equal, as DistributedDataParallel makes them
+    # metrics.jsonl first: a damaged one, or a link there, refuses the run before config.json changes.
+    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None) if dist.is_main() else None
     if dist.is_main():
         write_config(run_dir, cfg_dict)
 
@@ -356,7 +358,6 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
         log.info("data parallel: %d processes, this one (rank %d) takes examples %d..%d of each batch",
                  world, dist.rank(), shard.start, shard.stop - 1)
     main = dist.is_main()
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None) if main else None
     writer = optional_summary_writer(run_dir) if main else None
     bar = tqdm(total=total, initial=start, disable=not (progress and main), unit="step", dynamic_ncols=True,
                desc=f"{cfg.training_objective} {cfg.dataset}")
