@@ -8,32 +8,29 @@ through a link into the shared original.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from fixtures_training import write_tiny_config
 from robustattr import cli
 from robustattr.checkpoints import save_checkpoint
 
 SIDECAR = "checkpoint-00000003.json"
-TINY = {"dataset": "mnist", "device": "cpu", "training_batch_size": 10, "max_num_training_steps": 3,
-        "num_checkpoint_steps": 3, "num_output_steps": 1, "num_eval_examples": 8, "num_adversarial_examples": 4,
-        "num_steps": 1, "num_attribution_examples": 2, "attribution_attack_steps": 1,
-        "attribution_attack_times": 1, "num_IG_steps": 4}
 DEEP = b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
 
 @pytest.fixture(scope="module")
 def base_config(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path) -> Path:
-    path = tmp_path_factory.mktemp("bad-files") / "base.json"
-    path.write_text(json.dumps({**TINY, "data_root": str(mnist_root)}))
-    return path
+    return write_tiny_config(tmp_path_factory.mktemp("bad-files") / "base.json", mnist_root)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +114,8 @@ CASES = [  # (id, damage, commands, the words the error must contain)
      [RESUME], "its data order does not fit"),
     ("sidecar undecodable", _write(SIDECAR, b'{"step": 3, "x": "\xff"}'), [EVAL, RESUME], "not UTF-8 text"),
     ("sidecar nested too deep", _write(SIDECAR, DEEP), [EVAL], "nested deeper than"),
-    ("sidecar huge integer", _write(SIDECAR, b'{"step": ' + b"1" * 5000 + b"}"), [EVAL], "5000 digits"),
+    ("sidecar huge integer", _write(SIDECAR, b'{"step": ' + b"1" * 5000 + b"}"), [EVAL],
+     "an integer of 5000 digits (at most 1000 are accepted)"),
     ("sidecar of another config", _edit_json(SIDECAR, _other_run_config), [EVAL, RESUME, FIGURE],
      "does not describe checkpoint"),
     ("weights of the wrong shape", _wrong_shape_weights, [EVAL, RESUME], "not fit model 'mnist_cnn'"),
@@ -145,6 +143,20 @@ CASES = [  # (id, damage, commands, the words the error must contain)
 ]
 
 
+@contextlib.contextmanager
+def _no_hang(seconds: int = 60) -> Iterator[None]:
+    """Fail, rather than wait forever, when a command blocks (reading a FIFO would)."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"blocked for {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _listing(run: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in run.iterdir()}
 
@@ -159,7 +171,8 @@ def test_damaged_run_file_is_one_line_exit_2(run, base_config, capsys, damage, c
     before = _listing(run)
     for command in commands:
         capsys.readouterr()
-        code = cli.main(_argv(command, run, base_config))
+        with _no_hang():
+            code = cli.main(_argv(command, run, base_config))
         err = capsys.readouterr().err
         last = err.strip().splitlines()[-1] if err.strip() else ""
         assert code == 2, (command, err)
@@ -168,14 +181,13 @@ def test_damaged_run_file_is_one_line_exit_2(run, base_config, capsys, damage, c
     assert _listing(run) == before  # nothing written, nothing removed
 
 
-CONFIGS = [  # (id, config file bytes, words of the error)
-    ("list", b"[1]", "must be a JSON object"),
-    ("undecodable", b'{"dataset": "mn\xffist"}', "not UTF-8 text"),
+CONFIGS = [  # (id, config file bytes, words of the error); test_config.py has the schema's own cases
     ("nested 5000 deep", b'{"dataset": "mnist", "_comment": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-     "nested deeper than"),
-    ("integer of 4301 digits", b'{"dataset": "mnist", "m": ' + b"1" * 4301 + b"}", "4301 digits"),
-    ("repeated key", b'{"dataset": "mnist", "m": 1, "m": 2}', "key 'm' appears more than once"),
-    ("wrong value type", b'{"dataset": "mnist", "m": "ten"}', "'m' = \"ten\""),
+     "nested deeper than 32 levels"),
+    ("nested 40 deep", b'{"dataset": "mnist", "_comment": ' + b"[" * 40 + b"]" * 40 + b"}",
+     "nested deeper than 32 levels"),
+    ("integer of 4301 digits", b'{"dataset": "mnist", "m": ' + b"1" * 4301 + b"}", "an integer of 4301 digits"),
+    ("integer of 1001 digits", b'{"dataset": "mnist", "m": ' + b"1" * 1001 + b"}", "an integer of 1001 digits"),
 ]
 
 
@@ -190,9 +202,18 @@ def test_bad_config_is_refused_before_anything_is_created(tmp_path, capsys, cont
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "9" * 5000], ids=["nested", "long integer"])
+def test_absurd_set_values_are_one_line(tmp_path, capsys, value) -> None:
+    (tmp_path / "config.json").write_text('{"dataset": "mnist"}')
+    assert cli.main(["config", "check", str(tmp_path / "config.json"), "--set", f"m={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config key 'm' = " in err and "characters) (from --set): must be an integer" in err
+
+
 def test_fifo_config_is_refused_not_waited_on(tmp_path, capsys) -> None:
     os.mkfifo(tmp_path / "config.json")
-    assert cli.main(["config", "check", str(tmp_path / "config.json")]) == 2  # would block forever on a read
+    with _no_hang():  # a read would wait for a writer forever
+        assert cli.main(["config", "check", str(tmp_path / "config.json")]) == 2
     assert "is not a regular file" in capsys.readouterr().err
 
 
@@ -223,19 +244,14 @@ def test_damaged_manifest_is_flagged(mnist_root, tmp_path, capsys, damage, needl
     manifest = root / "mnist" / "manifest.json"
     _replace(manifest, json.dumps(damage(json.loads(manifest.read_text()))).encode())
     info = ["data", "info", "mnist", "--root", str(root)]
-    train = ["train", str(_tiny_config(tmp_path)), "--set", f"data_root={root}", "--set", f"model_dir={tmp_path / 'run'}"]
+    config = write_tiny_config(tmp_path / "tiny.json", root)
+    train = ["train", str(config), "--set", f"model_dir={tmp_path / 'run'}"]
     for argv in (info, train):
         code = cli.main(argv)
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err, err
         assert needle in err and str(manifest) in err
     assert not (tmp_path / "run").exists()
-
-
-def _tiny_config(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return path
 
 
 @pytest.mark.parametrize("damage", [lambda m: [], lambda m: {k: v for k, v in m.items() if k != "files"}],

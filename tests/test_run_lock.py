@@ -10,26 +10,19 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from fixtures_training import wait_for_checkpoint
 
 from robustattr import cli
 from robustattr.checkpoints import list_checkpoints
 from robustattr.errors import UserInputError
 from robustattr.run_lock import run_dir_lock
 
-TINY = {"dataset": "mnist", "device": "cpu", "training_batch_size": 10, "num_checkpoint_steps": 3,
-        "num_output_steps": 1, "num_eval_examples": 8, "num_adversarial_examples": 4, "num_steps": 1,
-        "attribution_attack_steps": 2, "attribution_attack_times": 1, "num_IG_steps": 4}
-
-
 @pytest.fixture
-def config_file(tmp_path: Path, mnist_root: Path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps({**TINY, "data_root": str(mnist_root)}))
-    return path
+def config_file(tiny_config) -> Path:
+    return tiny_config()
 
 
 def _robustattr(*args: object) -> subprocess.Popen:
@@ -37,19 +30,11 @@ def _robustattr(*args: object) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not list_checkpoints(run):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
-
-
 def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(config_file, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     holder = _robustattr("train", config_file, "--set", f"model_dir={run}", "--set", "max_num_training_steps=100000")
     try:
-        _wait_for_checkpoint(holder, run)
+        wait_for_checkpoint(holder, run)
         seed_before = json.loads((run / "config.json").read_text())["random_seed"]
         for argv in (["train", config_file, "--set", f"model_dir={run}", "--set", "random_seed=7", "--overwrite"],
                      ["eval", "pgd", run], ["eval", "attribution", run], ["figure", run, "--curves"]):

@@ -4,7 +4,6 @@ run's bit for bit. (``scripts/soak_kill_resume.py`` does the same with many more
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,15 +16,9 @@ import torch
 from robustattr import cli
 from robustattr.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, load_optimizer_state
 
-TINY = {"dataset": "mnist", "device": "cpu", "training_batch_size": 10, "num_checkpoint_steps": 2,
-        "num_output_steps": 1, "keep_checkpoints": 2}
-
-
 @pytest.fixture
-def config_file(tmp_path: Path, mnist_root: Path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps({**TINY, "data_root": str(mnist_root)}))
-    return path
+def config_file(tiny_config) -> Path:
+    return tiny_config(num_checkpoint_steps=2, keep_checkpoints=2)
 
 
 def _start(config_file: Path, run: Path) -> subprocess.Popen:

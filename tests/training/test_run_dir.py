@@ -16,15 +16,9 @@ import pytest
 from robustattr import cli
 from robustattr.checkpoints import list_checkpoints, load_checkpoint
 
-TINY = {"dataset": "mnist", "device": "cpu", "training_batch_size": 10, "num_checkpoint_steps": 3,
-        "num_output_steps": 1, "max_num_training_steps": 3}
-
-
 @pytest.fixture
-def config_file(tmp_path: Path, mnist_root: Path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps({**TINY, "data_root": str(mnist_root)}))
-    return path
+def config_file(tiny_config) -> Path:
+    return tiny_config()
 
 
 def _train(config_file: Path, run: Path, *sets: str) -> int:
