@@ -32,7 +32,7 @@ from robustattr.errors import UserInputError
 
 __all__ = [
     "Shape", "ANY", "INT", "NUMBER", "STR", "BOOL", "BASE64", "SHA256", "FILE_NAME",
-    "nullable", "list_of", "dict_of", "record", "one_of", "at_least", "at_least_int",
+    "nullable", "list_of", "dict_of", "record", "at_least_int",
     "read_json", "read_json_lines", "parse_json_text", "check_shape",
     "MAX_DEPTH", "MAX_INT_DIGITS", "MAX_JSON_BYTES",
 ]
@@ -116,19 +116,6 @@ def nullable(shape: Shape) -> Shape:
     """``shape`` or null."""
     return Shape(f"{shape.describes} or null", lambda v: v is None or shape._ok(v),
                  lambda v, where: None if v is None else shape.check(v, where))
-
-
-def one_of(*shapes: Shape) -> Shape:
-    """The first of ``shapes`` whose type check accepts the value decides."""
-    def pick(v: Any) -> Shape | None:
-        return next((s for s in shapes if s._ok(v)), None)
-    return Shape(" or ".join(s.describes for s in shapes), lambda v: pick(v) is not None,
-                 lambda v, where: pick(v).check(v, where))  # type: ignore[union-attr]
-
-
-def at_least(shape: Shape, low: int | float) -> Shape:
-    """``shape`` (a number) that is ``>= low``."""
-    return Shape(f"{shape.describes} >= {low}", lambda v: shape._ok(v) and v >= low)
 
 
 def list_of(item: Shape) -> Shape:

@@ -17,7 +17,7 @@ nothing a later run would read. Every load re-hashes the files it opens against 
 from __future__ import annotations
 
 import datetime
-import json
+import errno
 import logging
 import os
 import shutil
@@ -148,7 +148,16 @@ class Staging:
         """A writable uint8 memory map of ``shape`` (N, C, H, W) for ``split``, to fill in chunks."""
         path = self.path / f"{split}-images.npy"
         with naming_write_errors(path):
-            return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+            images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+            # Reserve the blocks now: on a full disk, a write into a sparse memory map is a SIGBUS
+            # later; here it is an error naming the file.
+            with open(path, "r+b") as f:
+                try:
+                    os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+            return images
 
     def add_split(self, split: str, images: np.ndarray | None, labels: np.ndarray) -> None:
         """Record a split: ``images`` uint8 (N, C, H, W) (None if filled via :meth:`new_images`)."""
