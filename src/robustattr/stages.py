@@ -8,12 +8,13 @@ and an interrupted training run is resumed rather than restarted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from robustattr.config import Config
+from robustattr.evaluation.results import read_result
+from robustattr.run_files import read_run_config
 
 __all__ = ["evaluation_is_current", "is_trained", "train_or_resume"]
 
@@ -26,7 +27,7 @@ def is_trained(cfg: Config) -> bool:
     saved = run_dir / "config.json"
     if not saved.exists():
         return False
-    same = json.loads(saved.read_text()).get("max_num_training_steps") == cfg.max_num_training_steps
+    same = read_run_config(run_dir).get("max_num_training_steps") == cfg.max_num_training_steps
     return same and max(list_checkpoints(run_dir), default=-1) >= cfg.max_num_training_steps
 
 
@@ -59,7 +60,7 @@ def evaluation_is_current(path: Path, cfg: Config, keys: Iterable[str]) -> bool:
 
     if not path.exists():
         return False
-    result: dict[str, Any] = json.loads(path.read_text())
+    result: dict[str, Any] = read_result(path)
     settings = cfg.to_dict()
     if settings.get("num_adversarial_examples") is None and "num_examples" in result:
         # None asks for AA on every evaluated image; the file records the count that resolved to.

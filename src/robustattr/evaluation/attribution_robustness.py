@@ -32,6 +32,7 @@ from robustattr.attribution import activation_bytes_per_image, default_chunk_siz
 from robustattr.errors import UserInputError
 from robustattr.evaluation._common import batches, checkpoint_settings, load_model_and_data, progress
 from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json_atomic
+from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
            "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "target_map_from_box",
@@ -113,6 +114,7 @@ def _example_fields(settings: dict[str, Any]) -> tuple[str, ...]:
             + tuple(f"{name}.{m}" for name in settings["members"] for m in METRICS))
 
 
+@locks_model_dir("eval attribution")
 def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     """IN/CO of the run's latest checkpoint on the first ``num_attribution_examples`` test images
     (default ``num_eval_examples``).

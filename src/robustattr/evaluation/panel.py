@@ -23,6 +23,7 @@ from robustattr.evaluation._common import load_model_and_data
 from robustattr.evaluation.attribution_robustness import _INTEGER_PIXEL_DATASETS, target_map_from_box
 from robustattr.reports.figures import Panel, draw_attack_panels, draw_training_curves
 from robustattr.reports.paper import METHOD_NAMES
+from robustattr.run_lock import run_dir_lock
 
 __all__ = ["NOTEBOOK_INDEX", "ATTACKS", "compute_panel", "write_figure"]
 
@@ -105,9 +106,10 @@ def write_figure(run_dirs: list[str | Path], *, index: int | None = None, out: s
 
     configs = [load_run_or_config(str(d), list(overrides)) for d in run_dirs]
     first = Path(configs[0].model_dir)
-    if curves:
-        return draw_training_curves([c.model_dir for c in configs], out or first / "figure_training.png")
-    if index is None:
-        index = NOTEBOOK_INDEX.get(configs[0].dataset, 0)
-    panels = [compute_panel(cfg, index, attack) for cfg in configs]
-    return draw_attack_panels(panels, out or first / f"figure_attack_{index}.png")
+    with run_dir_lock(first, "figure"):  # the figure goes there by default
+        if curves:
+            return draw_training_curves([c.model_dir for c in configs], out or first / "figure_training.png")
+        if index is None:
+            index = NOTEBOOK_INDEX.get(configs[0].dataset, 0)
+        panels = [compute_panel(cfg, index, attack) for cfg in configs]
+        return draw_attack_panels(panels, out or first / f"figure_attack_{index}.png")

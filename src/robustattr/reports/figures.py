@@ -6,7 +6,6 @@ figures render without a display. Files are written atomically.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from robustattr.data._io import atomic_file
 from robustattr.errors import UserInputError
+from robustattr.run_files import read_metrics
 
 __all__ = ["Panel", "draw_attack_panels", "draw_training_curves"]
 
@@ -107,15 +107,7 @@ def _read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         raise UserInputError(f"{path}: missing; train the run first (robustattr train CONFIG)")
-    records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a killed run
-    return records
+    return read_metrics(path)
 
 
 def draw_training_curves(run_dirs: list[str | Path], out: str | Path) -> Path:

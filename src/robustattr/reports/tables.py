@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from robustattr.errors import UserInputError
+from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
+from robustattr.json_files import Shape
 from robustattr.reports.paper import METHOD_NAMES, paper_result
+from robustattr.run_files import read_run_config
 
 __all__ = ["RunRow", "collect_rows", "format_rows", "report"]
 
@@ -46,13 +49,8 @@ class RunRow:
     num_unmoved: int | None = None  # attacked images no attack moved below (1, 1, 1)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: unreadable result file ({exc}); re-run the evaluation") from None
+def _read_result(path: Path, shape: Shape) -> dict[str, Any] | None:
+    return read_result(path, shape) if path.exists() or path.is_symlink() else None
 
 
 def _setting(result: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -75,15 +73,18 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
 
     rows = []
     for run_dir in map(Path, run_dirs):
-        config = _read_json(run_dir / "config.json")
+        config = read_run_config(run_dir) if (run_dir / "config.json").exists() else None
         if config is None:
             raise UserInputError(f"{run_dir}: not a run directory (no config.json); give the model_dir of a trained run")
         dataset, objective = config.get("dataset", "?"), config.get("training_objective", "nat")
         method = METHOD_NAMES.get(objective, objective)
-        pgd = _read_json(run_dir / "eval_pgd.json") or {}
-        attr = _read_json(run_dir / "eval_attribution.json") or {}
-        strong = _read_json(run_dir / "eval_attribution_strong.json") or {}
-        paper_cfg = _paper_budget(dataset, objective)
+        pgd = _read_result(run_dir / "eval_pgd.json", PGD_RESULT) or {}
+        attr = _read_result(run_dir / "eval_attribution.json", ATTRIBUTION_RESULT) or {}
+        strong = _read_result(run_dir / "eval_attribution_strong.json", ATTRIBUTION_RESULT) or {}
+        try:
+            paper_cfg = _paper_budget(dataset, objective)
+        except UserInputError as exc:
+            raise UserInputError(f"run config {run_dir / 'config.json'}: {exc}") from None
         # A results folder has no checkpoints: the evaluations name the step they evaluated.
         steps_done = max(list_checkpoints(run_dir), default=None)
         if steps_done is None:
