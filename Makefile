@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench repro install install-dev clean
+.PHONY: demo test bench repro install install-dev fashion-mnist-source clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,23 @@ install-dev: $(VENV)/.stamp-dev
 demo: $(VENV)/.stamp-base
 	$(VENV)/bin/robustattr demo --out runs/demo
 
-test: $(VENV)/.stamp-dev
+test: $(VENV)/.stamp-dev fashion-mnist-source
 	$(PY) -m pytest -q
+
+# Fashion-MNIST's offline source is the Debian package dataset-fashion-mnist (design.md, Data).
+# Installed here when missing and apt-get is at hand (as root, or through password-less sudo);
+# otherwise one line says what to run, and the Fashion-MNIST tests are skipped (listed by name).
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+fashion-mnist-source:
+	@if [ -e $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "note: no apt-get here; for Fashion-MNIST run: robustattr data fetch fashion-mnist --source-dir DIR (DIR holding its four IDX files)"; \
+	else \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  echo "installing the Debian package dataset-fashion-mnist (Fashion-MNIST's offline source)"; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q dataset-fashion-mnist) \
+	    || echo "warning: could not install it; run: sudo apt-get install dataset-fashion-mnist"; \
+	fi
 
 # Benchmarks (docs/performance.md): the bench extra, then every benchmark in bench/ -> bench/results/latest.json.
 # torchattacks goes in without its dependencies: it imports none of torchvision/requests, and the
@@ -42,7 +57,7 @@ bench: $(VENV)/.stamp-bench
 # Table 1 at CPU scale (docs/results.md): `make repro DATASET=mnist` (or fashion-mnist) runs or resumes
 # the recipes in configs/repro/DATASET, skips finished units, and ends with the report.
 DATASET ?= mnist
-repro: $(VENV)/.stamp-base
+repro: $(VENV)/.stamp-base $(if $(filter fashion-mnist,$(DATASET)),fashion-mnist-source)
 	$(VENV)/bin/robustattr repro $(DATASET)
 
 clean:

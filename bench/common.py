@@ -103,7 +103,7 @@ def entry(*, name: str, value: float, reference: float, goal: float, unit: str, 
     """One result: ``ratio`` = value / reference, compared with ``goal`` (ratio ≥ goal)."""
     ratio = value / reference if reference else float("nan")
     met = ratio >= goal if higher_is_better else ratio <= goal
-    goal_text = f"ratio >= {goal:g}"
+    goal_text = f"ratio {'>=' if higher_is_better else '<='} {goal:g}"
     if extra_goal:
         goal_text += f", {extra_goal}"
         met = bool(met and extra_met)

@@ -81,3 +81,11 @@ def test_as_a_subprocess(args: list[str], code: int, needle: str) -> None:
         assert needle in proc.stdout and json.loads(proc.stdout)["dataset"] == "gtsrb"
     else:
         assert proc.stdout == "" and proc.stderr.count("\n") == 1 and needle in proc.stderr
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from robustattr import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"robustattr {__version__}\n"

@@ -183,16 +183,19 @@ ATTRIBUTION = {"num_attribution_examples": 9, "attribution_batch_size": 2, "attr
                "attribution_attack_method": "random"}
 
 
-def test_sharded_attribution_evaluation_writes_the_single_process_files(trained_run, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("method", ["random", "strong"])
+def test_sharded_attribution_evaluation_writes_the_single_process_files(trained_run, tmp_path, capsys, method) -> None:
     one, two = _copies(trained_run, tmp_path)
-    launch = _torchrun("eval", "attribution", two, *_sets({**ATTRIBUTION, "model_dir": str(two)}))
-    assert cli.main(["eval", "attribution", str(one), *_sets({**ATTRIBUTION, "model_dir": str(one)})]) == 0
+    settings = {**ATTRIBUTION, "attribution_attack_method": method}
+    stem = "eval_attribution_strong" if method == "strong" else "eval_attribution"
+    launch = _torchrun("eval", "attribution", two, *_sets({**settings, "model_dir": str(two)}))
+    assert cli.main(["eval", "attribution", str(one), *_sets({**settings, "model_dir": str(one)})]) == 0
     code, out, err = _finish(launch)
     assert code == 0, err[-3000:]
-    for name in ("eval_attribution_examples.csv", "eval_attribution.json", "eval_attribution_examples.settings.json"):
+    for name in (f"{stem}_examples.csv", f"{stem}.json", f"{stem}_examples.settings.json"):
         assert (two / name).read_bytes() == (one / name).read_bytes(), name
-    assert json.loads(out) == json.loads((one / "eval_attribution.json").read_text())
-    with open(two / "eval_attribution_examples.csv", newline="") as fh:
+    assert json.loads(out) == json.loads((one / f"{stem}.json").read_text())
+    with open(two / f"{stem}_examples.csv", newline="") as fh:
         assert [int(r["index"]) for r in csv.DictReader(fh)] == list(range(9))
 
 

@@ -42,3 +42,12 @@ def test_aa_on_every_image_matches_only_a_file_that_attacked_every_image(tmp_pat
     path.write_text(json.dumps({**json.loads(path.read_text()), "num_adversarial_examples": 10000}))
     assert evaluation_is_current(path, _cfg(run_dir, num_adversarial_examples=None), KEYS)
     assert not evaluation_is_current(path, _cfg(run_dir), KEYS)  # asks for 1,000 again
+
+
+def test_a_file_from_before_the_flat_rule_is_not_current_for_the_rule(tmp_path: Path) -> None:
+    run_dir, path = _run(tmp_path, 400)  # written before attribution_attack_flat_rule existed
+    keys = (*KEYS, "attribution_attack_flat_rule")
+    assert not evaluation_is_current(path, _cfg(run_dir), keys)  # the default is random_sign
+    assert evaluation_is_current(path, _cfg(run_dir, attribution_attack_flat_rule="none"), keys)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "attribution_attack_flat_rule": "random_sign"}))
+    assert evaluation_is_current(path, _cfg(run_dir), keys)

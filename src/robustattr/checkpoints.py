@@ -14,8 +14,13 @@ Both files are written to a temporary name, fsynced and renamed; the sidecar goe
 weights file without its sidecar (a crash in between) is ignored, and the sidecar's digest
 catches a weights file that was changed or truncated afterwards.
 
+Every sidecar is read through ``robustattr.json_files`` and checked against :data:`SIDECAR`
+(types, base64, the step its file name gives), so a damaged one is a one-line error naming it. The
+sidecar written by training also holds the resolved config and its digest: evaluations and resume
+refuse a checkpoint whose training settings disagree with the run's ``config.json``.
+
 Written by ``robustattr.training``, read by ``robustattr.evaluation`` (which may not import
-training): this module imports only ``models``, ``data.catalog`` and ``errors``.
+training): this module imports only ``models``, ``data``, ``json_files``, ``run_files`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ from torch import nn
 
 from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
+from robustattr.json_files import (
+    ANY, BASE64, INT, NUMBER, SHA256, STR, Shape, at_least_int, dict_of, list_of, nullable, read_json, record,
+)
+from robustattr.run_files import RESUME_KEYS, read_run_config
 
 __all__ = [
     "save_checkpoint",
@@ -47,12 +56,32 @@ __all__ = [
     "capture_rng_state",
     "restore_rng_state",
     "load_run_model",
+    "check_run_config",
+    "RESUME_KEYS",
+    "SIDECAR",
 ]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint-(\d+)\.json$")
+
+_RNG = record(
+    {"torch_cpu": BASE64,
+     "numpy": record({"name": STR, "keys": BASE64, "pos": INT, "has_gauss": INT, "cached_gaussian": NUMBER})},
+    optional={"torch_cuda": list_of(BASE64)},
+)
+_PARAM_INDEX = Shape("a parameter index (digits)", lambda k: isinstance(k, str) and k.isdigit())
+_OPTIMIZER = record({"class": STR, "param_groups": list_of(record({"params": list_of(INT)})),
+                     "state": dict_of(dict_of(ANY), key=_PARAM_INDEX)})
+#: What every sidecar must look like (training adds ``data_order``, checked when resuming).
+SIDECAR = record(
+    {"step": at_least_int(0), "weights_sha256": SHA256, "rng": _RNG},
+    optional={"format_version": INT, "weights_bytes": at_least_int(0), "optimizer": nullable(_OPTIMIZER),
+              "model": STR, "config_digest": STR, "config": dict_of(ANY), "metrics": nullable(dict_of(ANY)),
+              "rng_cuda_device": nullable(INT)},
+)
+_SIDECAR_FIX = "delete this checkpoint (its .json and .safetensors) to fall back to an older one, or retrain"
 
 
 def _paths(run_dir: Path, step: int) -> tuple[Path, Path]:
@@ -207,13 +236,20 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
     return weights, sidecar
 
 
+def _read_sidecar(sidecar: Path) -> dict[str, Any]:
+    """The sidecar, checked against :data:`SIDECAR` and against the step in its file name."""
+    meta = read_json(sidecar, SIDECAR, kind="checkpoint sidecar", fix=_SIDECAR_FIX)
+    named = _NAME.match(sidecar.name)
+    if named and int(named.group(1)) != meta["step"]:
+        raise UserInputError(f"checkpoint sidecar {sidecar} is corrupt: it says step {meta['step']}, its file "
+                             f"name step {int(named.group(1))}; {_SIDECAR_FIX}")
+    return meta
+
+
 def _read(path: str | Path, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
     weights, sidecar = _resolve(path)
-    try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        expected = meta["weights_sha256"]
-    except (ValueError, KeyError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"checkpoint sidecar {sidecar} is corrupt ({exc}); delete it or retrain") from None
+    meta = _read_sidecar(sidecar)
+    expected = meta["weights_sha256"]
     blob = weights.read_bytes()
     if len(blob) != meta.get("weights_bytes", len(blob)) or hashlib.sha256(blob).hexdigest() != expected:
         raise UserInputError(
@@ -280,6 +316,7 @@ def load_run_model(cfg: Any, device: str | torch.device | None = None) -> tuple[
     if latest is None:
         raise UserInputError(f"no checkpoint in {run_dir}; train first: robustattr train CONFIG")
     state_dict, meta = load_checkpoint(latest)
+    check_run_config(run_dir, meta, latest)
     if meta.get("model", cfg.model) != cfg.model:
         raise UserInputError(f"checkpoint {latest} holds a '{meta['model']}' model, the config asks for '{cfg.model}'")
     info = cfg.dataset_info()
@@ -294,3 +331,40 @@ def load_run_model(cfg: Any, device: str | torch.device | None = None) -> tuple[
 
         device = resolve_device(cfg.device)
     return model.to(device).eval(), meta
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """sha256 of a resolved config's canonical JSON; equals ``Config.digest()`` of the same values."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def check_run_config(run_dir: str | Path, meta: dict[str, Any], checkpoint: str | Path) -> None:
+    """Refuse a checkpoint that a configuration other than the run's ``config.json`` trained.
+
+    The sidecar's ``config_digest`` must match ``run_dir/config.json``; where it does not (a resumed
+    run rewrites config.json with its new budget before its first checkpoint), the sidecar's own
+    copy of the config must agree with config.json on :data:`RESUME_KEYS`. Nothing is compared when
+    either side is absent (a checkpoint saved outside training, a run without config.json).
+
+    Raises:
+        UserInputError: naming both files and the keys that differ.
+    """
+    config_file = Path(run_dir) / "config.json"
+    recorded = meta.get("config_digest")
+    if recorded is None or not config_file.exists():
+        return
+    config = read_run_config(run_dir)
+    if config_digest(config) == recorded:
+        return
+    trained = meta.get("config")
+    if isinstance(trained, dict):
+        differing = [key for key in RESUME_KEYS if trained.get(key) != config.get(key)]
+        if not differing:
+            return
+        detail = "; ".join(f"{key} {json.dumps(trained.get(key))} there, {json.dumps(config.get(key))} here"
+                           for key in differing[:3]) + ("; ..." if len(differing) > 3 else "")
+    else:
+        detail = "its config_digest differs from this config.json's"
+    raise UserInputError(
+        f"{config_file} does not describe checkpoint {checkpoint} ({detail}): the run directory mixes two "
+        "runs; retrain it (robustattr train CONFIG --overwrite) or put back the config.json it was trained with")

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from robustattr.errors import TrainingError, UserInputError
+from robustattr.errors import FileWriteError, TrainingError, UserInputError
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "gtsrb", "flower17")
 
@@ -87,7 +87,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_figure(args: argparse.Namespace) -> int:
     from robustattr.evaluation.panel import write_figure
 
-    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set))
+    print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set,
+                       attack=args.attack))
     return 0
 
 
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate image classifiers with robust Integrated-Gradients attributions.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    from robustattr import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_set(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -190,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     figure_p.add_argument("--index", type=int, default=None,
                           help="test image index (default: the original notebook's image for the dataset)")
     figure_p.add_argument("--out", help="PNG path (default: RUN_DIR/figure_attack_<index>.png of the first run)")
+    figure_p.add_argument("--attack", choices=("strong", "faithful"), default="strong",
+                          help="strong (default): the perturbation of the lowest Kendall tau over the strong "
+                          "evaluation's attacks; faithful: the run's configured attack")
     figure_p.add_argument("--curves", action="store_true",
                           help="draw training curves from metrics.jsonl instead of the attack panel")
     figure_p.set_defaults(func=_cmd_figure)
@@ -249,18 +256,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"{prefix}{exc}", file=sys.stderr)
         return 2
-    except TrainingError as exc:
+    except (TrainingError, FileWriteError) as exc:
         print(f"{prefix}{exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        if exc.filename is None:
-            raise
-        print(f"{prefix}{exc.filename}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error of ours.
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as exc:
+        if exc.filename is None:  # the system failed us (out of memory for a thread, ...): still one line
+            print(f"{prefix}{exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"{prefix}{exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("robustattr: interrupted", file=sys.stderr)
         return 130

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from robustattr.data.catalog import DATASETS, DatasetInfo
 from robustattr.errors import UserInputError, did_you_mean
+from robustattr.json_files import Shape, parse_json_text, read_json
 
 if TYPE_CHECKING:
     import torch
@@ -110,6 +111,8 @@ class _Spec:
         except _Bad as exc:
             name = f"'{key}'" if given is None or given.spelled == key else f"'{given.spelled}' ('{key}')"
             shown = json.dumps(value if given is None else given.value, default=str)
+            if len(shown) > 1000:  # a 5,000-digit --set value or a long list: the start says enough
+                shown = f"{shown[:60]}... ({len(shown)} characters)"
             where = "default" if given is None else f"from {given.origin}"
             raise UserInputError(f"config key {name} = {shown} ({where}): {exc}") from None
         return value
@@ -449,33 +452,14 @@ def _build(layers: Sequence[tuple[Mapping[str, Any], str]]) -> Config:
     return Config(**{attr: r[key] for key, attr in _ATTR.items()})
 
 
-def read_json_file(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path`` as configs are read: BOM allowed, a repeated key (other than
-    ``_comment*``) and a missing or malformed file are one-line ``UserInputError``s."""
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out and not key.startswith("_comment"):
-                raise UserInputError(f"{path}: key '{key}' appears more than once; keep one")
-            out[key] = value
-        return out
+_CONFIG_OBJECT = Shape('a JSON object {"key": value, ...}', lambda v: isinstance(v, dict))
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserInputError(f"config file {path} not found") from None
-    except IsADirectoryError:
-        raise UserInputError(f"{path} is a directory, not a config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UserInputError(f"cannot read config file {path}: {reason}") from None
-    try:
-        data = json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise UserInputError(f"{path}: a config must be a JSON object {{\"key\": value, ...}}")
-    return data
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` as configs are read: BOM allowed; a repeated key (other than
+    ``_comment*``), a missing, non-regular (FIFO) or malformed file, and absurd nesting or integers
+    are one-line ``UserInputError``s naming the file (``robustattr.json_files``)."""
+    return read_json(path, _CONFIG_OBJECT, kind="config file", corrupt=False, bom=True, unique_keys=True)
 
 
 def _parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -485,8 +469,8 @@ def _parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UserInputError(f"--set '{item}' is malformed: write KEY=VALUE, e.g. --set epsilon=0.3")
         try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
+            out[key.strip()] = parse_json_text(text)
+        except ValueError:  # not JSON (or absurdly nested or long): the text itself
             out[key.strip()] = text.strip()
     return out
 

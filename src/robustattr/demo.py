@@ -1,8 +1,10 @@
 """``robustattr demo``: the paper's claim on MNIST in minutes on a CPU.
 
 Trains a NATURAL model, fine-tunes it into an IG-NORM model, evaluates both (NA on the whole test
-set; AA and IN/CO on a documented subset with reduced attack budgets), prints the comparison
-beside the paper's numbers and draws the attack figure. Every stage keeps its results in
+set; AA and IN/CO on a documented subset with reduced attack budgets; IN/CO both with the
+faithful attack and with the strong evaluation), prints the two comparisons beside the paper's
+numbers, judges the strong one, and draws the attack figure (the strong evaluation's worst
+perturbation per model). Every stage keeps its results in
 ``OUT/<run>``, so a second run reuses what is finished (and resumes what was interrupted).
 """
 
@@ -59,6 +61,8 @@ DEMO_EVAL: dict[str, Any] = {
 }
 # The evaluation settings a result file must match to be reused (loss_func is training's, too).
 _EVAL_KEYS = [k for k in DEMO_EVAL if k != "loss_func"]
+_ATTRIBUTION_KEYS = _EVAL_KEYS + ["attribution_attack_flat_rule", "attribution_attack_method"]
+_STRONG_KEYS = _ATTRIBUTION_KEYS + ["strong_random_starts"]
 
 
 def _config(out: Path, name: str, data_root: str | None, *, evaluation: bool = False) -> Config:
@@ -73,6 +77,7 @@ def _config(out: Path, name: str, data_root: str | None, *, evaluation: bool = F
 
 
 def _verdict(rows: list[Any]) -> list[str]:
+    """One line per metric: is IG-NORM above NATURAL (IN/CO under the strong evaluation)?"""
     by_method = {r.method: r for r in rows}
     nat, ign = by_method.get("NATURAL"), by_method.get("IG-NORM")
     if nat is None or ign is None:
@@ -83,7 +88,8 @@ def _verdict(rows: list[Any]) -> list[str]:
         a, b = getattr(nat, key), getattr(ign, key)
         if a is not None and b is not None:
             verdict = "above" if b > a else "NOT above"
-            lines.append(f"IG-NORM {label} {fmt.format(b)} is {verdict} NATURAL's {fmt.format(a)}")
+            under = " (strong evaluation)" if key != "adversarial_accuracy" else ""
+            lines.append(f"IG-NORM {label} {fmt.format(b)} is {verdict} NATURAL's {fmt.format(a)}{under}")
     if nat.natural_accuracy is not None and ign.natural_accuracy is not None:
         lines.append(f"NA: NATURAL {nat.natural_accuracy:.2%}, IG-NORM {ign.natural_accuracy:.2%} "
                      f"(difference {100 * (nat.natural_accuracy - ign.natural_accuracy):.2f} points)")
@@ -94,6 +100,7 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
     """Run (or finish) the demo in ``out``; returns the text to print: table, verdict, figure path."""
     from robustattr import data
     from robustattr.evaluation import ATTRIBUTION_RESULT_FILE, PGD_RESULT_FILE, evaluate_attribution, evaluate_pgd
+    from robustattr.evaluation.attribution_robustness import STRONG_RESULT_FILE
     from robustattr.evaluation.panel import write_figure
     from robustattr.reports import collect_rows, format_rows
 
@@ -118,17 +125,28 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
         run_dir = Path(cfg.model_dir)
         stage(f"NA/AA {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / PGD_RESULT_FILE, cfg, _EVAL_KEYS)
               else evaluate_pgd(cfg) and "evaluated")
-        stage(f"IN/CO {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / ATTRIBUTION_RESULT_FILE, cfg, _EVAL_KEYS)
+        stage(f"IN/CO {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / ATTRIBUTION_RESULT_FILE, cfg, _ATTRIBUTION_KEYS)
+              else evaluate_attribution(cfg) and "evaluated")
+        strong = cfg.replace(attribution_attack_method="strong")
+        stage(f"IN/CO strong {name}", lambda cfg=strong, d=run_dir: "reused" if evaluation_is_current(d / STRONG_RESULT_FILE, cfg, _STRONG_KEYS)
               else evaluate_attribution(cfg) and "evaluated")
     run_dirs = [out / name for name in DEMO_SETTINGS]
     rows = collect_rows(run_dirs)
+    faithful = [r for r in rows if r.evaluation == "faithful"]
+    strong_rows = [r for r in rows if r.evaluation == "strong"]
     attack_settings = [f"{k}={json.dumps(v)}" for k, v in DEMO_EVAL.items() if k.startswith(("attribution", "num_IG"))]
     stage("figure", lambda: str(write_figure(run_dirs, out=out / "demo-figure.png", overrides=attack_settings)))
     text = [
         "robustattr demo — MNIST, NATURAL vs IG-NORM (fine-tuned from NATURAL), CPU budgets",
         "",
-        format_rows(rows, "md"),
-        *_verdict(rows),
+        "IN/CO under the faithful attack (the paper's topK walk; flat objectives take a seeded random step):",
+        "",
+        format_rows(faithful, "md"),
+        "IN/CO under the strong evaluation (per image and metric, the worst case over topK, topK from "
+        "random starts, mass_center, random and map_distance):",
+        "",
+        format_rows(strong_rows, "md"),
+        *_verdict(strong_rows),
         "",
         f"Figure: {out / 'demo-figure.png'}",
         "Stages: " + "; ".join(timings),

@@ -2,7 +2,8 @@
 
 ``UserInputError`` marks bad input from the user (a config key, a path, a data file): the CLI
 prints its message on one line and exits with status 2, never a traceback. Everything else is a
-bug or an environment failure and exits with status 1.
+bug or an environment failure and exits with status 1 (``TrainingError`` and ``FileWriteError``
+with one line, too).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserInputError", "TrainingError", "did_you_mean"]
+__all__ = ["UserInputError", "TrainingError", "FileWriteError", "did_you_mean"]
 
 
 class UserInputError(ValueError):
@@ -20,6 +21,13 @@ class UserInputError(ValueError):
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN or infinite loss): the message names the step and the last
     good checkpoint. The CLI prints it on one line and exits with status 1."""
+
+
+class FileWriteError(RuntimeError):
+    """The operating system refused a write (disk full, quota, file too large, read-only): the
+    message names the file being written and the cause. The CLI prints it on one line and exits
+    with status 1; the file's previous content is still in place (writes go through a temporary
+    file and a rename)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

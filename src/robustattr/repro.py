@@ -30,6 +30,8 @@ from robustattr.config import Config, load_config
 from robustattr.config import read_json_file
 from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
+from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, ExampleLog, read_result
+from robustattr.json_files import NUMBER, dict_of, read_json, record
 from robustattr.stages import evaluation_is_current, is_trained, train_or_resume
 
 __all__ = ["METHODS", "UNIT_FILE", "run_repro", "run_unit"]
@@ -45,7 +47,8 @@ RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution.
 PGD_KEYS = ("num_eval_examples", "num_adversarial_examples", "epsilon", "num_steps", "step_size", "random_start")
 ATTRIBUTION_KEYS = ("num_attribution_examples", "epsilon", "num_IG_steps", "k_top", "eval_k_top",
                     "attribution_attack_method", "attribution_attack_measure", "attribution_attack_step_size",
-                    "attribution_attack_steps", "attribution_attack_times", "saliency_type")
+                    "attribution_attack_steps", "attribution_attack_times", "saliency_type",
+                    "attribution_attack_flat_rule")
 
 
 class Unit(NamedTuple):
@@ -129,7 +132,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
     unit_file = out / UNIT_FILE
     digest = unit_recipe.digest()  # now: an edit while the unit runs must not be credited to it
     if not force and unit_file.is_file():
-        done = json.loads(unit_file.read_text())
+        done = read_json(unit_file, record({}), kind="unit record", fix="delete it to run the unit again")
         if done.get("recipe_sha256") == digest:
             log.info("repro: %s/%s finished before (recipe unchanged); skipped", dataset, method)
             return {**done, "skipped": True}
@@ -139,7 +142,8 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
     times_file = run_dir / "repro_phases.json"  # survives an interruption, so resumed phases keep their time
 
     def phase(name: str, fn: Any) -> None:
-        earlier = json.loads(times_file.read_text()) if times_file.is_file() else {}
+        earlier = read_json(times_file, dict_of(record({"seconds": NUMBER})), kind="phase timings",
+                            fix="delete it (only the reported times depend on it)") if times_file.exists() else {}
         began = time.perf_counter()
         status = fn()
         seconds = time.perf_counter() - began
@@ -174,8 +178,8 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
     for name in RUN_FILES:
         if (run_dir / name).is_file():
             atomic_write_bytes(out / name, (run_dir / name).read_bytes())
-    pgd = json.loads((run_dir / PGD_RESULT_FILE).read_text())
-    attr = json.loads((run_dir / ATTRIBUTION_RESULT_FILE).read_text())
+    pgd = read_result(run_dir / PGD_RESULT_FILE, PGD_RESULT)
+    attr = read_result(run_dir / ATTRIBUTION_RESULT_FILE, ATTRIBUTION_RESULT)
     unit = {
         "dataset": dataset, "method": method, "recipe": str(path), "recipe_sha256": digest,
         "run_dir": str(run_dir), "train_steps": pgd.get("checkpoint_step"), "init_from": cfg.init_from,
@@ -194,15 +198,13 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
 def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
     """A test image every run classified correctly and attacked (per the per-example CSV in each
     folder): the original notebook's image when it qualifies, else the first; None if none."""
-    import csv
-
     from robustattr.evaluation import ATTRIBUTION_EXAMPLES_FILE
     from robustattr.evaluation.panel import NOTEBOOK_INDEX
 
     common: set[int] | None = None
     for run_dir in run_dirs:
-        with open(run_dir / ATTRIBUTION_EXAMPLES_FILE, newline="") as f:
-            attacked = {int(r["index"]) for r in csv.DictReader(f) if r["correct"] == "1"}
+        attacked = {row["index"] for row in ExampleLog.read_rows(run_dir / ATTRIBUTION_EXAMPLES_FILE).values()
+                    if row["correct"]}
         common = attacked if common is None else common & attacked
     if not common:
         return None

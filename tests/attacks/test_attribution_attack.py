@@ -256,3 +256,74 @@ def test_mnist_topk_moves_the_top_pixels_and_beats_random(mnist_attacks):
     assert inter_topk < 0.8
     assert inter_topk < inter_rand - 0.05
     assert topk.kendall[topk.attacked].mean() < 0.8
+
+
+# ---- flat objectives: the walk must move (docs/attribution-evaluation.md) ---------------------
+
+def _sparse_batch(n=4, lit=4, seed=4):
+    """Images with only ``lit`` non-zero pixels: with k_top > lit, topK's objective is exactly flat
+    (IG is 0 on the dark pixels and d|u|/du = 0 at u = 0), so its exact ascent direction is 0."""
+    torch.manual_seed(seed)
+    model = Tiny().double()
+    x = torch.zeros(n, 2, 8, 8, dtype=torch.float64)
+    for i in range(n):
+        pix = torch.randperm(64)[:lit]
+        x[i, :, pix // 8, pix % 8] = torch.rand(2, lit, dtype=torch.float64) * 0.5 + 0.5
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y
+
+
+def _flat_attack(model, x, y, **kw):
+    gens = [torch.Generator().manual_seed(7 + i) for i in range(len(x))]
+    return attribution_attack(model, x, y, method="topK", epsilon=0.3, step_size=0.05, steps=4, k_top=10,
+                              eval_k_top=8, ig_steps=4, generator=gens, **kw)
+
+
+def test_flat_topk_objective_walk_moves_with_the_rule():
+    model, x, y = _sparse_batch()
+    old = _flat_attack(model, x, y, flat_rule="none")
+    assert old.attacked.all() and (old.flat_rule_steps == 0).all()
+    new = _flat_attack(model, x, y)
+    assert new.found.all() and (new.kendall < 1).all()
+    assert (new.flat_rule_steps >= 1).all() and (new.flat_rule_steps <= 4).all()
+    assert ((new.x_adv - x).abs().flatten(1).amax(1) > 0).all()
+    assert (new.x_adv - x).abs().max() <= 0.3 + 1e-12 and new.x_adv.min() >= 0
+
+
+def test_flat_step_is_the_seeded_random_sign_not_the_rounding_residue():
+    """On a flat objective the exact direction is 0 and autograd returns rounding residues (here
+    non-zero for some examples, in float64): the first step must be the example's seeded ±1 draw."""
+    from robustattr.attacks.attribution_objectives import random_sign
+
+    model, x, y = _sparse_batch()
+    r = attribution_attack(model, x, y, method="topK", epsilon=0.3, step_size=0.05, steps=1, k_top=10,
+                           eval_k_top=8, ig_steps=4, generator=[torch.Generator().manual_seed(7 + i) for i in range(4)])
+    assert (r.flat_rule_steps == 1).all() and r.found.all()
+    draws = random_sign(x, [torch.Generator().manual_seed(7 + i) for i in range(4)])
+    torch.testing.assert_close(r.x_adv, (x + 0.05 * draws).clamp(0, 1), rtol=0, atol=0)
+
+
+def test_flat_rule_draws_are_per_example_and_reproducible():
+    model, x, y = _sparse_batch()
+    full = _flat_attack(model, x, y)
+    again = _flat_attack(model, x, y)
+    assert torch.equal(full.x_adv, again.x_adv)
+    # Example 2 alone, with its own generator, walks exactly as inside the batch.
+    alone = attribution_attack(model, x[2:3], y[2:3], method="topK", epsilon=0.3, step_size=0.05, steps=4,
+                               k_top=10, eval_k_top=8, ig_steps=4, generator=[torch.Generator().manual_seed(9)])
+    assert torch.equal(alone.x_adv[0], full.x_adv[2]) and alone.kendall[0] == full.kendall[2]
+
+
+def test_flat_objective_is_detected_from_exact_zeros():
+    from robustattr.attacks.attribution_objectives import flat_objective
+
+    s = torch.zeros(3, 4, 4)
+    s[:, 0, :2] = 8.0  # all mass on two pixels
+    mask = torch.zeros(3, 4, 4)
+    mask[0, 0, :3] = 1  # covers the support: flat
+    mask[1, 0, 1:3] = 1  # misses pixel (0, 0): not flat
+    mask[2, 3, :] = 1  # disjoint: topK not flat, target flat
+    assert flat_objective("topK", s, mask=mask).tolist() == [True, False, False]
+    assert flat_objective("target", s, target_map=mask).tolist() == [True, False, True]
+    assert not flat_objective("mass_center", s).any()

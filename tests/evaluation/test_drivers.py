@@ -56,18 +56,19 @@ def test_eval_pgd_writes_accuracies_and_settings(run_dir, capsys):
         assert key in result
 
 
-@pytest.mark.parametrize("method", ["random", "topK"])
+@pytest.mark.parametrize("method", ["random", "topK", "strong"])
 def test_eval_attribution_same_results_for_any_batch_size(natural_mnist_run, tmp_path, capsys, method):
     results, rows = [], []
-    for batch in (3, 8):
+    name = "eval_attribution_strong" if method == "strong" else "eval_attribution"
+    for batch in (1, 8):
         run = Path(shutil.copytree(natural_mnist_run, tmp_path / f"run{batch}"))
         code, result, _ = _cli(capsys, "eval", "attribution", run, *_sets(
             "num_eval_examples=8", f"attribution_batch_size={batch}",
             f"attribution_attack_method={method}", "k_top=100", *TINY_ATTACK))
         assert code == 0
-        assert json.loads((run / "eval_attribution.json").read_text()) == result
+        assert json.loads((run / f"{name}.json").read_text()) == result
         results.append(result)
-        rows.append(_rows(run / "eval_attribution_examples.csv"))
+        rows.append(_rows(run / f"{name}_examples.csv"))
     first = results[0]
     assert first["num_examples"] == 8 and 0 < first["num_attacked"] <= 8
     assert first["accuracy"] == first["num_attacked"] / 8
@@ -77,6 +78,48 @@ def test_eval_attribution_same_results_for_any_batch_size(natural_mnist_run, tmp
     assert first["attribution_attack_method"] == method and first["num_IG_steps"] == 4
     assert [r["index"] for r in rows[0]] == [str(i) for i in range(8)]
     assert rows[0] == rows[1] and results[0] == results[1]
+
+
+def test_flat_mnist_digits_are_all_moved_and_the_rule_is_counted(run_dir, capsys):
+    """At k_top 200 the topK objective of most MNIST digits is flat (≤ 200 lit pixels): the walk
+    must still move every attacked image, and the files say how often the rule stepped in."""
+    code, result, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(
+        "num_eval_examples=8", "k_top=200", *TINY_ATTACK))
+    assert code == 0 and result["attribution_attack_flat_rule"] == "random_sign"
+    assert result["num_not_found"] == 0 and result["num_flat_rule"] >= result["num_attacked"] // 2
+    rows = [r for r in _rows(run_dir / "eval_attribution_examples.csv") if r["correct"] == "1"]
+    assert all(r["found"] == "1" for r in rows)
+    assert sum(int(r["flat_rule_steps"]) > 0 for r in rows) == result["num_flat_rule"]
+    assert result["kendall"] < 0.9
+
+
+def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(run_dir, capsys):
+    common = ["num_eval_examples=6", "k_top=200", *TINY_ATTACK]
+    code, faithful, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(*common))
+    assert code == 0
+    code, strong, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(*common, "attribution_attack_method=strong"))
+    assert code == 0
+    assert json.loads((run_dir / "eval_attribution.json").read_text()) == faithful  # untouched
+    assert json.loads((run_dir / "eval_attribution_strong.json").read_text()) == strong
+    for key in ("top_k_intersection", "kendall", "spearman", "num_examples", "num_attacked", "accuracy",
+                "num_not_found", "num_flat_rule"):
+        assert key in strong
+    assert strong["num_attacked"] == faithful["num_attacked"] and strong["num_not_found"] == 0
+    members = strong["members"]
+    assert members[0] == "topK" and len(members) == 6 and strong["strong_random_starts"] == 2
+    breakdown = strong["member_breakdown"]
+    for metric in ("intersection", "spearman", "kendall"):
+        counts = sum(breakdown[m]["worst_case_count"][metric] for m in [*members, "none"])
+        assert counts == strong["num_attacked"]
+    for m in members:
+        assert strong["kendall"] <= breakdown[m]["kendall"] + 1e-12
+    by_index = {r["index"]: r for r in _rows(run_dir / "eval_attribution_examples.csv")}
+    for row in _rows(run_dir / "eval_attribution_strong_examples.csv"):
+        if row["correct"] != "1":
+            continue
+        for metric in ("intersection", "spearman", "kendall"):
+            assert float(row[metric]) <= float(by_index[row["index"]][metric])
+            assert float(row[metric]) == min(float(row[f"{m}.{metric}"]) for m in members)
 
 
 def test_eval_attribution_resumes_after_interruption(run_dir, capsys, monkeypatch):

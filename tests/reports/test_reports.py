@@ -28,6 +28,7 @@ def evaluated_run(natural_mnist_run: Path, tmp_path_factory) -> Path:
     run = Path(shutil.copytree(natural_mnist_run, tmp_path_factory.mktemp("reports") / "natural"))
     assert cli.main(["eval", "pgd", str(run), *_sets(TINY)]) == 0
     assert cli.main(["eval", "attribution", str(run), *_sets(TINY)]) == 0
+    assert cli.main(["eval", "attribution", str(run), *_sets(TINY + ["attribution_attack_method=strong"])]) == 0
     return run
 
 
@@ -41,10 +42,15 @@ def test_markdown_table_has_ours_beside_the_papers_and_flags_reduced_budgets(eva
     text = _report(capsys, str(evaluated_run))
     pgd = json.loads((evaluated_run / "eval_pgd.json").read_text())
     attr = json.loads((evaluated_run / "eval_attribution.json").read_text())
-    row = next(line for line in text.splitlines() if line.startswith("| mnist | NATURAL"))
+    row = next(line for line in text.splitlines() if line.startswith("| mnist | NATURAL | faithful"))
     assert f"{100 * pgd['natural_accuracy']:.2f}%" in row
     assert f"{attr['kendall']:.4f}" in row
+    assert f"| {attr['num_not_found']}/{attr['num_attacked']} |" in row  # images the walk left unmoved
     assert "99.17%" in row and "0.1758" in row  # the paper's NATURAL MNIST NA and CO
+    strong = json.loads((evaluated_run / "eval_attribution_strong.json").read_text())
+    row = next(line for line in text.splitlines() if line.startswith("| mnist | NATURAL | strong"))
+    assert f"{strong['kendall']:.4f}" in row and f"{100 * pgd['natural_accuracy']:.2f}%" in row
+    assert strong["kendall"] <= attr["kendall"]
     assert "REDUCED" in text and "training 300 of 25000 steps" in text
     assert "AA on 10 of 10000 test images" in text
 
@@ -52,7 +58,10 @@ def test_markdown_table_has_ours_beside_the_papers_and_flags_reduced_budgets(eva
 def test_csv_and_json_formats_carry_the_same_numbers(evaluated_run, capsys):
     rows = list(csv.DictReader(io.StringIO(_report(capsys, str(evaluated_run), "--format", "csv"))))
     data = json.loads(_report(capsys, str(evaluated_run), "--format", "json"))
-    assert len(rows) == len(data) == 1
+    assert len(rows) == len(data) == 2  # the faithful and the strong evaluation
+    assert [r["evaluation"] for r in rows] == [d["evaluation"] for d in data] == ["faithful", "strong"]
+    assert float(rows[1]["CO"]) == pytest.approx(data[1]["kendall"])
+    assert int(rows[0]["unmoved"]) == data[0]["num_unmoved"]
     assert float(rows[0]["NA"]) == pytest.approx(data[0]["natural_accuracy"])
     assert float(rows[0]["paper_IN"]) == pytest.approx(paper_result("mnist", "NATURAL")[2])
     assert data[0]["budget"]["attribution_attack"]["steps"] == 2
@@ -69,7 +78,7 @@ def test_figure_draws_one_row_per_run(evaluated_run, tmp_path, capsys):
     out = tmp_path / "panel.png"
     capsys.readouterr()
     assert cli.main(["figure", str(evaluated_run), str(other), "--index", "0", "--out", str(out),
-                     *[]]) == 0
+                     *_sets(TINY)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     from PIL import Image
 
@@ -95,3 +104,20 @@ def test_panel_drawing_is_atomic_and_readable(tmp_path):
     panel = Panel("x", np.zeros((4, 4)), np.ones((4, 4)), np.zeros((4, 4)), np.ones((4, 4)), 0.5, 0.1, 3, 3)
     out = draw_attack_panels([panel], tmp_path / "a" / "p.png")
     assert out.exists() and not list(out.parent.glob(".*"))  # no temp file left behind
+
+
+def test_figure_never_shows_an_unmoved_image_as_attacked(evaluated_run, tmp_path):
+    """A walk of 0 steps moves nothing: the panel must say so instead of showing τ = 1 as robustness.
+    Test image 0 at k_top 200 has a flat topK objective; the strong evaluation moves it."""
+    from robustattr.config import load_run_or_config
+    from robustattr.evaluation.panel import compute_panel
+
+    tiny = [s for s in TINY if not s.startswith("k_top")] + ["k_top=200"]
+    for attack in ("faithful", "strong"):
+        still = compute_panel(load_run_or_config(str(evaluated_run), tiny + ["attribution_attack_steps=0"]), 0, attack)
+        assert not still.moved and still.kendall == 1.0 and (still.image_adv == still.image).all()
+    out = draw_attack_panels([still], tmp_path / "still.png")
+    assert out.stat().st_size > 5_000
+    moved = compute_panel(load_run_or_config(str(evaluated_run), tiny), 0, "strong")
+    assert moved.moved and moved.kendall < 1 and "lowest τ by" in moved.attack
+    assert (moved.image_adv != moved.image).any()

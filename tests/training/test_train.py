@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from robustattr.checkpoints import latest_checkpoint, list_checkpoints, load_che
 from robustattr.config import load_config
 from robustattr.errors import TrainingError
 from robustattr.training import OBJECTIVES, LossOut, train
+from fixtures_training import wait_for_checkpoint
 
 TINY = ["device=cpu", "training_batch_size=10", "m=4", "approx_factor=2", "num_steps=3", "step_size=0.05",
         "num_output_steps=2", "num_checkpoint_steps=3", "keep_checkpoints=5"]
@@ -131,18 +131,10 @@ def _spawn(config_file: Path, run_dir: Path, steps: int) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def _wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not list_checkpoints(run_dir):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
-
-
 def test_sigkill_then_resume_equals_uninterrupted(config_file, tmp_path) -> None:
     run, straight = tmp_path / "killed", tmp_path / "straight"
     proc = _spawn(config_file, run, 100_000)
-    _wait_for_checkpoint(proc, run)
+    wait_for_checkpoint(proc, run)
     proc.kill()
     proc.communicate()
     last = list_checkpoints(run)[-1]
@@ -155,7 +147,7 @@ def test_sigkill_then_resume_equals_uninterrupted(config_file, tmp_path) -> None
 def test_ctrl_c_leaves_a_resumable_checkpoint_and_exits_130(config_file, tmp_path) -> None:
     run, straight = tmp_path / "interrupted", tmp_path / "straight"
     proc = _spawn(config_file, run, 100_000)
-    _wait_for_checkpoint(proc, run)
+    wait_for_checkpoint(proc, run)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

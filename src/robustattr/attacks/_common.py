@@ -147,15 +147,17 @@ def input_gradient(loss: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(x_adv) if grad is None else grad
 
 
-def example_generator(seed: int, index: int, device: torch.device | str = "cpu", stream: int = 0) -> torch.Generator:
-    """A generator for one example: seeded from (``seed``, dataset ``index``[, ``stream``]) via SeedSequence.
+def example_generator(seed: int, index: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for one example: seeded from (``seed``, dataset ``index``[, ``stream``]) via SeedSequence.
 
     Why per example: its draws then do not depend on which batch the example sits in, so results
-    are the same at any batch size. ``stream`` separates independent uses for the same example
-    (the members of the strong evaluation); stream 0 is the faithful attack's.
+    are the same at any batch size. Why on the CPU: CUDA's generator draws other numbers from the
+    same seed; drawing on the CPU and moving the result keeps them the same on every device.
+    ``stream`` separates independent uses for the same example (the members of the strong
+    evaluation); stream 0 is the faithful attack's.
     """
     import numpy as np
 
     key = [int(seed), int(index)] + ([int(stream)] if stream else [])
     state = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))

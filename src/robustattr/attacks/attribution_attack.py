@@ -321,8 +321,9 @@ class _Saliency:
         ``flat`` marks examples whose objective is exactly constant here (``flat_objective``) or
         whose direction came out all zeros: their direction carries no information.
         """
-        chunk = self.chunk_size or x.shape[0]
         steps = ig_steps or self.ig_steps
+        # chunk_size counts examples of ig_steps points each; fewer points per example fit more examples.
+        chunk = max(1, self.chunk_size * self.ig_steps // steps) if self.chunk_size else x.shape[0]
         signs, flats = [], []
         for start in range(0, x.shape[0], chunk):
             sl = slice(start, start + chunk)
@@ -394,7 +395,6 @@ def _walk(model: nn.Module, sal: _Saliency, x: Tensor, y: Tensor, s0: Tensor, st
     blocks = [slice(m * batch, (m + 1) * batch) for m in range(copies)]
     if copies > 1:
         x, y, s0, state = x.repeat(copies, 1, 1, 1), y.repeat(copies), s0.repeat(copies, 1, 1), state.repeat(copies)
-    rows = {k: v for k, v in state.__dict__.items()}
 
     def gens(block: slice) -> Generators:
         if generators is None or isinstance(generators, torch.Generator):
@@ -418,8 +418,8 @@ def _walk(model: nn.Module, sal: _Saliency, x: Tensor, y: Tensor, s0: Tensor, st
             if member.method == "random":
                 d[block] = random_sign(x_t[block], gens(block))
                 continue
-            d_m, flat = sal.direction(surrogate, x_t[block], y[block], {k: None if v is None else v[block]
-                                      for k, v in rows.items()}, member.method, member.direction_ig_steps)
+            d_m, flat = sal.direction(surrogate, x_t[block], y[block], state.rows(block), member.method,
+                                      member.direction_ig_steps)
             if cfg.flat_rule == "random_sign":
                 # Drawn every step for every row, used only where flat: each example's stream then
                 # advances the same way in any batch, and the loop needs no host sync.

@@ -145,7 +145,7 @@ def strong_attribution_attack(
         found = torch.zeros(B, dtype=torch.bool, device=x.device)
         if idx.numel() > 0:
             chosen = [ids[i] for i in idx.tolist()]
-            gens = [_common.example_generator(seed, i, x.device, m.stream) for m in members for i in chosen]
+            gens = [_common.example_generator(seed, i, m.stream) for m in members for i in chosen]
             xa, ya, s0 = x[idx], y[idx], s0_all[idx]
             state = _State.build(model, sal, xa, ya, s0, members=members, k_top=k_top, target_map=None,
                                  need_center=measure == "mass_center")

@@ -1,27 +1,61 @@
-"""File plumbing for the data layer: SHA-256 digests, atomic writes, inter-process locks.
+"""File plumbing shared by every writer: SHA-256 digests, atomic writes, appends, locks.
 
-Every file the data layer writes goes through a temporary name in the destination folder, is
-fsync'ed and then renamed over the final name (``os.replace``), so a killed process leaves either
-the old file or the new one, never a half-written file under a name a later run would trust.
+Every whole file robustattr writes goes through a temporary name in the destination folder
+(``.<name>.<random>.partial``), is fsync'ed and then renamed over the final name (``os.replace``),
+so a killed process leaves either the old file or the new one, never a half-written file under a
+name a later run would trust; the rename replaces a symbolic link at the final name rather than
+writing through it. The ``.partial`` files a kill leaves behind are removed by
+:func:`remove_stale_partials` at the next start of a writer of that folder.
+
+Files that grow (``metrics.jsonl``, the per-example CSV) are opened by :func:`open_regular`, which
+refuses a symbolic link. A write the operating system refuses (disk full, quota, file size limit)
+becomes a :class:`~robustattr.errors.FileWriteError` naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from robustattr.errors import FileWriteError, UserInputError
+
 __all__ = [
     "sha256_bytes", "sha256_file", "atomic_file", "atomic_write_bytes", "atomic_write_json",
-    "fsync_dir", "file_lock",
+    "fsync_dir", "file_lock", "naming_write_errors", "open_regular", "remove_stale_partials",
 ]
 
 _CHUNK = 1 << 22
+PARTIAL_SUFFIX = ".partial"
+#: Errors a write itself meets (as opposed to, say, a network read inside an ``atomic_file`` block).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+@contextlib.contextmanager
+def naming_write_errors(dest: str | os.PathLike[str], *, any_os_error: bool = True) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``dest`` into a :class:`FileWriteError` naming it.
+
+    Args:
+        dest: the file being written (what the message names).
+        any_os_error: every ``OSError`` of the block is a write error; False: only those of a
+            write itself (disk full, quota, file size limit, read-only, I/O error), so that a
+            network error inside the block keeps its own type.
+    """
+    try:
+        yield
+    except FileWriteError:
+        raise
+    except OSError as exc:
+        if not any_os_error and exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
 
 def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -56,18 +90,22 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def atomic_file(dest: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``dest``; on success fsync it and rename it to ``dest``.
 
-    On any exception the temporary file is removed and ``dest`` is left untouched.
+    On any exception the temporary file is removed and ``dest`` is left untouched. A write the
+    system refuses (disk full, ...) raises :class:`FileWriteError` naming ``dest``. A symbolic
+    link at ``dest`` is replaced by the new file; its target is never written.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    with naming_write_errors(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=PARTIAL_SUFFIX, dir=dest.parent)
     try:
-        with os.fdopen(fd, mode) as f:
+        with naming_write_errors(dest, any_os_error=False), os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached data is meant to be shared
-        os.replace(tmp, dest)
+        with naming_write_errors(dest):
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached data is meant to be shared
+            os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -86,6 +124,46 @@ def atomic_write_json(dest: str | os.PathLike[str], obj: Any) -> None:
     with atomic_file(dest, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False)
         f.write("\n")
+
+
+def open_regular(path: str | os.PathLike[str], mode: str) -> IO[Any]:
+    """Open ``path`` for writing (``"a"``, ``"w"``, ``"r+b"``, ...) without following a symbolic link.
+
+    Raises:
+        UserInputError: ``path`` is a symbolic link (a write would land in its target, perhaps
+            outside the folder) or not a regular file.
+        FileWriteError: the system refused to open it (read-only folder, ...).
+    """
+    flags = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+             "r+": os.O_RDWR}[mode.replace("b", "").replace("t", "")]
+    path = Path(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserInputError(f"{path} is a symbolic link; robustattr writes only regular files there "
+                                 "and never through a link: remove the link (or copy its target in its place)") from None
+        raise FileWriteError(f"cannot write {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserInputError(f"{path} is not a regular file (a FIFO, socket or device); remove it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""}))
+
+
+def remove_stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the ``.*.partial`` files writers killed mid-write left in ``folder``; return them.
+
+    Call it only while holding the lock of every writer of ``folder``: a live writer's file has
+    the same name pattern.
+    """
+    removed = []
+    for path in Path(folder).glob(f".*{PARTIAL_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

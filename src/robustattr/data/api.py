@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from robustattr.data import cache, flower17, gtsrb, mnist, user
-from robustattr.data._io import file_lock
+from robustattr.data._io import file_lock, remove_stale_partials
 from robustattr.data.catalog import DATASETS, DatasetInfo, get_info
 from robustattr.data.sources import first_working
 from robustattr.errors import UserInputError, did_you_mean
@@ -142,9 +142,10 @@ def fetch(name: str, root: PathLike | None = None, source_dir: PathLike | None =
             except UserInputError as exc:
                 log.warning("%s: replacing the cached copy: %s", name, exc)
         cache.Staging.clean_stale(root_path, folder_name)
+        remove_stale_partials(root_path / "sources" / name)  # downloads a killed fetch left half done
         src_dir = Path(source_dir).expanduser() if source_dir is not None else None
         if name in ("mnist", "fashion-mnist"):
-            src, raw = first_working(name, mnist.sources(name, root_path, src_dir))
+            src, raw = first_working(name, mnist.sources(name, root_path, src_dir), _FETCH_HINT.get(name, ""))
         elif name == "gtsrb":
             src, raw = first_working(name, *gtsrb.sources(root_path, src_dir))
         else:
@@ -266,6 +267,11 @@ def describe(name: str | None = None, root: PathLike | None = None) -> list[dict
             out.append({"cached": True, **_summary(n, folder, manifest, "ok")})
     return out
 
+
+_FETCH_HINT = {
+    "fashion-mnist": "Without internet: sudo apt-get install dataset-fashion-mnist (the Debian package), "
+                     "or --source-dir DIR with the four Fashion-MNIST IDX files.",
+}
 
 _HOW_TO = {
     "mnist": "run `robustattr data fetch mnist` (IDX files from source_dir or {drop}, the mirrors, "

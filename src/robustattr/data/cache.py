@@ -18,7 +18,7 @@ nothing a later run would read. Every load re-hashes the files it opens against 
 from __future__ import annotations
 
 import datetime
-import json
+import errno
 import logging
 import os
 import shutil
@@ -28,14 +28,24 @@ from typing import Any
 
 import numpy as np
 
-from robustattr.data._io import atomic_write_json, fsync_dir, sha256_file
+from robustattr.data._io import atomic_write_json, fsync_dir, naming_write_errors, sha256_file
 from robustattr.errors import UserInputError
+from robustattr.json_files import FILE_NAME, INT, SHA256, STR, at_least_int, dict_of, list_of, read_json, record
 
-__all__ = ["cache_root", "dataset_dir", "Staging", "read_manifest", "verify_files", "open_split"]
+__all__ = ["cache_root", "dataset_dir", "Staging", "read_manifest", "verify_files", "open_split", "MANIFEST_SHAPE"]
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+
+#: A manifest as :meth:`Staging.commit` writes it. File names are bare names, so every file the
+#: manifest lists lies inside its dataset folder; every split's files must be listed (and so hashed).
+MANIFEST_SHAPE = record({
+    "format_version": INT,
+    "dataset": STR,
+    "splits": dict_of(record({"images": FILE_NAME, "labels": FILE_NAME, "size": at_least_int(0)})),
+    "files": dict_of(record({"sha256": SHA256, "bytes": at_least_int(0)}), key=FILE_NAME),
+}, optional={"folder_of_label": list_of(INT)})
 
 
 def cache_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -51,19 +61,27 @@ def dataset_dir(root: Path, name: str, variant: str = "") -> Path:
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The parsed manifest of a committed dataset folder, or None when there is none."""
+    """The parsed manifest of a committed dataset folder, or None when there is none.
+
+    Raises:
+        UserInputError: a manifest that is damaged (not a regular file, not JSON, not of
+            :data:`MANIFEST_SHAPE`), names a file outside its folder, or has another format
+            version; the message names it and the repair, ``robustattr data fetch NAME``.
+    """
     path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return None
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"{path}: unreadable manifest ({exc}); run `robustattr data fetch` again") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise UserInputError(
-            f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; "
-            f"run `robustattr data fetch {manifest.get('dataset', 'NAME')}` again"
-        )
+    name = folder.name.split("-seed")[0]
+    fix = f"run `robustattr data fetch {name}` to prepare it again"
+    manifest = read_json(path, MANIFEST_SHAPE, kind="cache manifest", fix=fix)
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise UserInputError(f"cache manifest {path}: cache format {manifest['format_version']} is not "
+                             f"{FORMAT_VERSION}; {fix}")
+    for split, entry in manifest["splits"].items():
+        for key in ("images", "labels"):
+            if entry[key] not in manifest["files"]:
+                raise UserInputError(f"cache manifest {path} is corrupt: split '{split}' names {entry[key]}, "
+                                     f"which 'files' does not list with its sha256; {fix}")
     return manifest
 
 
@@ -117,7 +135,8 @@ class Staging:
         self.root = root
         self.final = root / folder_name
         self.path = root / f".{folder_name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.path.mkdir(parents=True)
+        with naming_write_errors(self.path):
+            self.path.mkdir(parents=True)
         self.splits: dict[str, dict[str, Any]] = {}
 
     @staticmethod
@@ -130,7 +149,17 @@ class Staging:
     def new_images(self, split: str, shape: tuple[int, ...]) -> np.ndarray:
         """A writable uint8 memory map of ``shape`` (N, C, H, W) for ``split``, to fill in chunks."""
         path = self.path / f"{split}-images.npy"
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        with naming_write_errors(path):
+            images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+            # Reserve the blocks now: on a full disk, a write into a sparse memory map is a SIGBUS
+            # later; here it is an error naming the file.
+            with open(path, "r+b") as f:
+                try:
+                    os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+            return images
 
     def add_split(self, split: str, images: np.ndarray | None, labels: np.ndarray) -> None:
         """Record a split: ``images`` uint8 (N, C, H, W) (None if filled via :meth:`new_images`)."""
@@ -138,10 +167,11 @@ class Staging:
         if images is not None:
             if images.dtype not in (np.uint8, np.float32) or images.ndim != 4:
                 raise ValueError(f"{split}: images must be uint8 or float32 (N, C, H, W), got {images.dtype}{images.shape}")
-            with open(img_path, "wb") as f:
+            with naming_write_errors(img_path), open(img_path, "wb") as f:
                 np.save(f, np.ascontiguousarray(images), allow_pickle=False)
         labels = np.ascontiguousarray(labels, dtype=np.int64)
-        with open(self.path / f"{split}-labels.npy", "wb") as f:
+        labels_path = self.path / f"{split}-labels.npy"
+        with naming_write_errors(labels_path), open(labels_path, "wb") as f:
             np.save(f, labels, allow_pickle=False)
         n = np.load(img_path, mmap_mode="r").shape[0]
         if n != labels.shape[0]:
@@ -154,7 +184,7 @@ class Staging:
         for entry in self.splits.values():
             for key in ("images", "labels"):
                 path = self.path / entry[key]
-                with open(path, "rb+") as f:
+                with naming_write_errors(path), open(path, "rb+") as f:
                     os.fsync(f.fileno())
                 files[entry[key]] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         manifest = {
@@ -167,10 +197,11 @@ class Staging:
         atomic_write_json(self.path / MANIFEST, manifest)
         fsync_dir(self.path)
         old = None
-        if self.final.exists():
-            old = self.root / f".{self.final.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(self.final, old)
-        os.replace(self.path, self.final)
+        with naming_write_errors(self.final):
+            if self.final.exists() or self.final.is_symlink():
+                old = self.root / f".{self.final.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(self.final, old)
+            os.replace(self.path, self.final)
         fsync_dir(self.root)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -10,7 +10,6 @@ they were used (:class:`TrustStore`, "trust on first use").
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import subprocess
@@ -26,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from robustattr.data._io import atomic_file, atomic_write_json, file_lock
 from robustattr.errors import UserInputError
+from robustattr.json_files import SHA256, dict_of, read_json, record
 
 __all__ = [
     "SourceError", "SourceMissing", "Source", "first_working", "http_download", "pip_download", "check_digest",
@@ -137,6 +137,9 @@ def pip_download(requirement: str, dest_dir: Path, *, timeout: float = 600.0) ->
     return wheels[0]
 
 
+_TRUSTED = dict_of(record({"sha256": SHA256}))
+
+
 class TrustStore:
     """Digests of files that have no published checksum, recorded on first use.
 
@@ -147,12 +150,9 @@ class TrustStore:
         self.path = root / "trusted-sha256.json"
 
     def _read(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text())
-        except FileNotFoundError:
+        if not self.path.exists() and not self.path.is_symlink():
             return {}
-        except (OSError, ValueError) as exc:
-            raise UserInputError(f"{self.path}: unreadable trust file ({exc}); delete it to start over") from None
+        return read_json(self.path, _TRUSTED, kind="trust file", fix="delete it to start over")
 
     def check(self, key: str, digest: str, what: str) -> bool:
         """Raise :class:`SourceError` if ``key`` was recorded with another digest; True if known."""

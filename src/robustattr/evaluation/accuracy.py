@@ -21,6 +21,7 @@ from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, round_robin,
 )
 from robustattr.evaluation.results import write_json_atomic
+from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_pgd", "PGD_RESULT_FILE"]
 
@@ -33,6 +34,7 @@ PGD_RESULT_FILE = "eval_pgd.json"
 _EVAL_LOSSES = ("xent", "cw")
 
 
+@locks_model_dir("eval pgd")
 def evaluate_pgd(cfg: Any) -> dict[str, Any]:
     """NA on the first ``num_eval_examples`` test images, AA on the first ``num_adversarial_examples``.
 

@@ -35,6 +35,7 @@ from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
 )
 from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json_atomic
+from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
            "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "target_map_from_box",
@@ -136,6 +137,7 @@ def _example_fields(settings: dict[str, Any]) -> tuple[str, ...]:
             + tuple(f"{name}.{m}" for name in settings["members"] for m in METRICS))
 
 
+@locks_model_dir("eval attribution")
 def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     """IN/CO of the run's latest checkpoint on the first ``num_attribution_examples`` test images
     (default ``num_eval_examples``).
@@ -196,7 +198,7 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
     x, y = split.batch(idx)
     x, y = x.to(device), y.to(device)
     # One generator per example: random's steps and the flat rule's draw from it.
-    gens = [example_generator(cfg.random_seed, i, device) for i in idx.tolist()]
+    gens = [example_generator(cfg.random_seed, i) for i in idx.tolist()]
     r = attribution_attack(
         model, x, y, method=method, measure=cfg.attribution_attack_measure,
         epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,

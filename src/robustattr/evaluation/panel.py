@@ -1,8 +1,11 @@
 """The data behind ``robustattr figure``: one test image attacked against each run's model.
 
-For each run, the image at ``index`` goes through the run's own attribution attack (its config's
-method, budget and IG steps); the panel holds the image, its IG map, the attacked image and its IG
-map, with their top-k intersection and Kendall's tau. Drawing is ``reports.figures``' job.
+For each run, the image at ``index`` is attacked with the run's budget and IG steps: by default
+with the strong evaluation, drawing the perturbation of the lowest Kendall's τ over all its
+members (``attack="strong"``), or with the run's own faithful attack (``attack="faithful"``). The
+panel holds the image, its IG map, the attacked image and its IG map, with their top-k
+intersection and Kendall's τ, and says when no attack moved the map: an unchanged image is never
+shown as an attacked one. Drawing is ``reports.figures``' job.
 """
 
 from __future__ import annotations
@@ -12,14 +15,19 @@ from typing import Any
 
 import torch
 
+from robustattr.attacks._common import example_generator
 from robustattr.attacks.attribution_attack import attribution_attack
+from robustattr.attacks.strong_attribution import strong_attribution_attack
 from robustattr.errors import UserInputError
 from robustattr.evaluation._common import load_model_and_data, saliency_method
 from robustattr.evaluation.attribution_robustness import _INTEGER_PIXEL_DATASETS, target_map_from_box
 from robustattr.reports.figures import Panel, draw_attack_panels, draw_training_curves
 from robustattr.reports.paper import METHOD_NAMES
+from robustattr.run_lock import run_dir_lock
 
-__all__ = ["NOTEBOOK_INDEX", "compute_panel", "write_figure"]
+__all__ = ["NOTEBOOK_INDEX", "ATTACKS", "compute_panel", "write_figure"]
+
+ATTACKS = ("strong", "faithful")
 
 # The test image each of the original notebooks shows (spec §5).
 NOTEBOOK_INDEX = {"mnist": 50, "fashion-mnist": 8, "gtsrb": 1000, "flower17": 28}
@@ -31,26 +39,35 @@ def _to_display(x: torch.Tensor) -> Any:
     return arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
 
 
-def compute_panel(cfg: Any, index: int) -> Panel:
-    """Attack test image ``index`` with the run's attribution attack and return its panel."""
-
+def compute_panel(cfg: Any, index: int, attack: str = "strong") -> Panel:
+    """Attack test image ``index`` against the run's model (``attack``: strong or faithful); its panel."""
+    if attack not in ATTACKS:
+        raise UserInputError(f"--attack {attack!r} is not supported; choose from {', '.join(ATTACKS)}")
     model, _meta, split, _n, device = load_model_and_data(cfg)
     if not 0 <= index < len(split):
         raise UserInputError(f"--index {index} is outside the test set (0..{len(split) - 1})")
     info = cfg.dataset_info()
     x, y = split.batch(torch.tensor([index]))
     x, y = x.to(device), y.to(device)
-    target = None
-    if cfg.attribution_attack_method == "target" and cfg.attribution_attack_target is not None:
-        target = target_map_from_box(cfg.attribution_attack_target, info.image_shape[1:])
-    r = attribution_attack(
-        model, x, y, method=cfg.attribution_attack_method, measure=cfg.attribution_attack_measure,
-        epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
-        steps=cfg.attribution_attack_steps, times=cfg.attribution_attack_times, k_top=cfg.k_top,
-        eval_k_top=cfg.eval_k_top, saliency=saliency_method(cfg, info.value_range), ig_steps=cfg.num_IG_steps,
-        bounds=info.value_range, integer_pixels=cfg.dataset in _INTEGER_PIXEL_DATASETS, target_map=target,
-        surrogate=cfg.attribution_attack_surrogate,
-    )
+    common = dict(epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size, steps=cfg.attribution_attack_steps,
+                  k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, measure=cfg.attribution_attack_measure,
+                  saliency=saliency_method(cfg, info.value_range), ig_steps=cfg.num_IG_steps, bounds=info.value_range,
+                  integer_pixels=cfg.dataset in _INTEGER_PIXEL_DATASETS, flat_rule=cfg.attribution_attack_flat_rule,
+                  surrogate=cfg.attribution_attack_surrogate)
+    method = cfg.attribution_attack_method
+    if attack == "strong" or method == "strong":
+        r = strong_attribution_attack(model, x, y, random_starts=cfg.strong_random_starts,
+                                      direction_ig_steps=cfg.strong_direction_ig_steps, seed=cfg.random_seed,
+                                      example_ids=[index], **common)
+        member = int(r.worst_member["kendall"][0]) if bool(r.attacked[0]) else -1
+        how = f"strong: lowest τ by {r.members[member]}" if member >= 0 else "strong evaluation"
+    else:
+        target = None
+        if method == "target" and cfg.attribution_attack_target is not None:
+            target = target_map_from_box(cfg.attribution_attack_target, info.image_shape[1:])
+        r = attribution_attack(model, x, y, method=method, times=cfg.attribution_attack_times, target_map=target,
+                               generator=[example_generator(cfg.random_seed, index)], **common)
+        how = f"faithful {method}"
     if not bool(r.attacked[0]):
         raise UserInputError(
             f"test image {index} (label {int(y[0])}) is misclassified by {cfg.model_dir}, so it is not "
@@ -58,9 +75,9 @@ def compute_panel(cfg: Any, index: int) -> Panel:
         )
     with torch.no_grad():
         predicted = int(model(r.x_adv).argmax(1)[0])
-    method = METHOD_NAMES.get(cfg.training_objective, cfg.training_objective)
+    objective = METHOD_NAMES.get(cfg.training_objective, cfg.training_objective)
     return Panel(
-        label=f"{method}\n{Path(cfg.model_dir).name}",
+        label=f"{objective}\n{Path(cfg.model_dir).name}",
         image=_to_display(x[0]),
         saliency=r.saliency[0].detach().cpu().numpy(),
         image_adv=_to_display(r.x_adv[0]),
@@ -69,12 +86,17 @@ def compute_panel(cfg: Any, index: int) -> Panel:
         kendall=float(r.kendall[0]),
         true_label=int(y[0]),
         predicted_adv=predicted,
+        moved=bool(r.found[0]),
+        attack=how,
     )
 
 
 def write_figure(run_dirs: list[str | Path], *, index: int | None = None, out: str | Path | None = None,
-                 curves: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> Path:
+                 curves: bool = False, overrides: list[str] | tuple[str, ...] = (), attack: str = "strong") -> Path:
     """``robustattr figure``: the attack panel (one row per run) or, with ``curves``, training curves.
+
+    ``attack``: "strong" (default: the perturbation of the lowest Kendall τ over the strong
+    evaluation's members) or "faithful" (the run's configured attack).
 
     ``overrides`` (``K=V`` strings, as ``--set``) change the attack settings read from each run's
     config, e.g. to draw with the reduced budget its evaluation used.
@@ -83,9 +105,10 @@ def write_figure(run_dirs: list[str | Path], *, index: int | None = None, out: s
 
     configs = [load_run_or_config(str(d), list(overrides)) for d in run_dirs]
     first = Path(configs[0].model_dir)
-    if curves:
-        return draw_training_curves([c.model_dir for c in configs], out or first / "figure_training.png")
-    if index is None:
-        index = NOTEBOOK_INDEX.get(configs[0].dataset, 0)
-    panels = [compute_panel(cfg, index) for cfg in configs]
-    return draw_attack_panels(panels, out or first / f"figure_attack_{index}.png")
+    with run_dir_lock(first, "figure"):  # the figure goes there by default
+        if curves:
+            return draw_training_curves([c.model_dir for c in configs], out or first / "figure_training.png")
+        if index is None:
+            index = NOTEBOOK_INDEX.get(configs[0].dataset, 0)
+        panels = [compute_panel(cfg, index, attack) for cfg in configs]
+        return draw_attack_panels(panels, out or first / f"figure_attack_{index}.png")

@@ -118,7 +118,7 @@ def attribution_robustness_of(
             r = strong_attribution_attack(model, x, y, random_starts=random_starts, seed=seed, example_ids=ids,
                                           **common)
         else:
-            gens = [example_generator(seed, i, device) for i in ids]
+            gens = [example_generator(seed, i) for i in ids]
             r = attribution_attack(model, x, y, method=method, times=times, generator=gens, **common)
         similar = map_similarities(r.saliency, r.saliency_adv, r.attacked, eval_k_top, lens_window)
         values = dict(zip(("cosine", "lens_intersection", "lens_kendall"), similar))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import math
@@ -18,9 +19,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from robustattr.data._io import atomic_write_json
+from robustattr.data._io import atomic_write_json, naming_write_errors, open_regular
+from robustattr.errors import UserInputError
+from robustattr.json_files import INT, NUMBER, STR, Shape, at_least_int, nullable, read_json, record
 
-__all__ = ["write_json_atomic", "settings_digest", "ExampleLog", "EXAMPLE_FIELDS"]
+__all__ = ["write_json_atomic", "settings_digest", "ExampleLog", "EXAMPLE_FIELDS", "read_result",
+           "PGD_RESULT", "ATTRIBUTION_RESULT"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,30 @@ _BOOL_FIELDS = frozenset({"correct", "found"})
 
 def _is_text(name: str) -> bool:
     return name.startswith("worst_") and name.endswith("_member")
+
+_FRACTION = nullable(NUMBER)  # null where a mean ran over no example
+_COUNT = nullable(at_least_int(0))
+# Settings a result records (at its top level or, in older files, under "settings").
+_SETTINGS = {"checkpoint_step": nullable(INT), "epsilon": nullable(NUMBER), "num_steps": nullable(INT),
+             "step_size": nullable(NUMBER), "attribution_attack_method": nullable(STR),
+             "attribution_attack_steps": nullable(INT), "attribution_attack_times": nullable(INT),
+             "num_IG_steps": nullable(INT)}
+_COMMON = {**_SETTINGS, "dataset": STR, "settings": record({}, optional=_SETTINGS)}
+#: ``eval_pgd.json`` as its readers (report, repro) use it.
+PGD_RESULT = record(
+    {"natural_accuracy": _FRACTION, "adversarial_accuracy": _FRACTION, "num_examples": at_least_int(0)},
+    optional={**_COMMON, "num_adversarial_examples": _COUNT},
+)
+#: ``eval_attribution.json`` (and the files of the same layout) as its readers use it.
+ATTRIBUTION_RESULT = record(
+    {"top_k_intersection": _FRACTION, "kendall": _FRACTION, "num_examples": at_least_int(0)},
+    optional={**_COMMON, "spearman": _FRACTION, "num_attacked": _COUNT, "num_not_found": _COUNT},
+)
+
+
+def read_result(path: Path, shape: Shape = record({})) -> dict[str, Any]:
+    """An evaluation's result file, checked against ``shape`` (:data:`PGD_RESULT`, ...)."""
+    return read_json(path, shape, kind="result file", fix="delete it and run the evaluation again")
 
 
 def _json_safe(value: Any) -> Any:
@@ -76,9 +104,13 @@ class ExampleLog:
         self.rows: dict[int, dict[str, float | int]] = {}
 
     def open(self) -> dict[int, dict[str, float | int]]:
+        for path in (self.path, self.sidecar):
+            if path.is_symlink() or path.exists() and not path.is_file():
+                raise UserInputError(f"{path} is a symbolic link or not a regular file; robustattr writes only "
+                                     "regular files in a run directory, never through a link: remove it")
         if self.path.exists() and self._stored_digest() == self.digest:
             self._truncate_partial_line()
-            self.rows = self._read()
+            self.rows = self.read_rows(self.path, self.fields)
             logger.info("resuming %s: %d examples already done", self.path, len(self.rows))
             return dict(self.rows)
         if self.path.exists() or self.sidecar.exists():
@@ -89,7 +121,7 @@ class ExampleLog:
         return {}
 
     def _write_header(self) -> None:
-        with open(self.path, "w", encoding="utf-8", newline="") as fh:
+        with naming_write_errors(self.path), open_regular(self.path, "w") as fh:
             fh.write(",".join(self.fields) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -106,15 +138,16 @@ class ExampleLog:
             lines.append(",".join(repr(v) if isinstance(v, float) else str(v) for v in record.values()))
         if not lines:
             return
-        with open(self.path, "a", encoding="utf-8", newline="") as fh:
+        with naming_write_errors(self.path), open_regular(self.path, "a") as fh:
             fh.write("\n".join(lines) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def _stored_digest(self) -> str | None:
+        """The settings digest the CSV was computed under; None when unknown (damaged, missing)."""
         try:
-            return json.loads(self.sidecar.read_text(encoding="utf-8"))["digest"]
-        except (OSError, ValueError, KeyError, TypeError):
+            return read_json(self.sidecar, record({"digest": STR}), kind="settings file")["digest"]
+        except UserInputError:
             return None
 
     def _move_aside(self) -> None:
@@ -142,18 +175,30 @@ class ExampleLog:
         if b"\n" not in data:  # not even the header survived
             self._write_header()
             return
-        with open(self.path, "r+b") as fh:
+        with naming_write_errors(self.path), open_regular(self.path, "r+b") as fh:
             fh.truncate(data.rfind(b"\n") + 1)
 
-    def _read(self) -> dict[int, dict[str, float | int]]:
+    @staticmethod
+    def read_rows(path: Path, fields: tuple[str, ...] = EXAMPLE_FIELDS) -> dict[int, dict[str, float | int | str]]:
+        """The rows of a per-example CSV by index; a damaged row is skipped (and so recomputed).
+
+        Raises:
+            UserInputError: the file is not CSV at all (a field over the csv module's limit, ...).
+        """
         rows: dict[int, dict[str, float | int]] = {}
-        with open(self.path, encoding="utf-8", newline="") as fh:
-            for record in csv.DictReader(fh):
-                try:
-                    row = {k: _parse(k, record[k]) for k in self.fields}
-                except (KeyError, TypeError, ValueError):
-                    continue  # a damaged row is recomputed; later rows for an index win
-                rows[row["index"]] = row
+        # Undecodable bytes become U+FFFD: that row fails to parse below and is recomputed.
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+        try:
+            records = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise UserInputError(f"per-example file {path} is corrupt ({exc}); delete it (and "
+                                 f"{Path(path).with_suffix('.settings.json').name}) to compute the examples again") from None
+        for record in records:
+            try:
+                row = {k: _parse(k, record[k]) for k in fields}
+            except (KeyError, TypeError, ValueError):
+                continue  # a damaged row is recomputed; later rows for an index win
+            rows[row["index"]] = row
         return rows
 
 

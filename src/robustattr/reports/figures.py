@@ -6,7 +6,6 @@ figures render without a display. Files are written atomically.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from robustattr.data._io import atomic_file
 from robustattr.errors import UserInputError
+from robustattr.run_files import read_metrics
 
 __all__ = ["Panel", "draw_attack_panels", "draw_training_curves"]
 
@@ -28,6 +28,9 @@ class Panel:
         saliency, saliency_adv: (H, W) non-negative maps.
         intersection, kendall: similarity of the two maps (top-k intersection in [0, 1], tau-b).
         true_label, predicted_adv: the class before and the prediction after the attack.
+        moved: some label-keeping perturbation lowered the map's similarity; False means the
+            "attacked" image is the clean one and the row must say so.
+        attack: which attack produced the perturbation, in words.
     """
 
     label: str
@@ -39,6 +42,8 @@ class Panel:
     kendall: float
     true_label: int
     predicted_adv: int
+    moved: bool = True
+    attack: str = ""
 
 
 def _pyplot():
@@ -81,10 +86,17 @@ def draw_attack_panels(panels: list[Panel], out: str | Path) -> Path:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(panel.label, fontsize=11)
-        axes[row, 2].set_xlabel(f"label {panel.true_label}, predicted {panel.predicted_adv}", fontsize=9)
-        axes[row, 3].set_xlabel(
-            f"top-k intersection {100 * panel.intersection:.1f}%   Kendall {panel.kendall:.3f}", fontsize=10
-        )
+        if panel.moved:
+            axes[row, 2].set_xlabel(f"label {panel.true_label}, predicted {panel.predicted_adv}\n{panel.attack}",
+                                    fontsize=9)
+            axes[row, 3].set_xlabel(
+                f"top-k intersection {100 * panel.intersection:.1f}%   Kendall {panel.kendall:.3f}", fontsize=10
+            )
+        else:
+            # The "perturbed" image is the clean one: say so, rather than let τ = 1 read as robustness.
+            axes[row, 2].set_title("NOT MOVED by any attack\n(the clean image)", fontsize=10, color="crimson")
+            axes[row, 2].set_xlabel(panel.attack, fontsize=9)
+            axes[row, 3].set_xlabel("no label-keeping perturbation changed the map", fontsize=10, color="crimson")
     fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)
@@ -95,15 +107,7 @@ def _read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         raise UserInputError(f"{path}: missing; train the run first (robustattr train CONFIG)")
-    records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a killed run
-    return records
+    return read_metrics(path)
 
 
 def draw_training_curves(run_dirs: list[str | Path], out: str | Path) -> Path:

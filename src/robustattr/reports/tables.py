@@ -1,7 +1,10 @@
 """The paper's Table 1 layout (method, NA, AA, IN, CO) from the result files of any set of runs.
 
 Each run directory contributes ``config.json`` (dataset, objective, training budget),
-``eval_pgd.json`` (NA, AA) and ``eval_attribution.json`` (IN, CO). Beside our numbers stand the
+``eval_pgd.json`` (NA, AA) and ``eval_attribution.json`` (IN, CO under the faithful attack) and/or
+``eval_attribution_strong.json`` (IN, CO under the strong evaluation's worst case): a run with
+both gives two rows, and each says how many attacked images its attack left unmoved (reported as
+IN = CO = 1, so a row with many of them overstates robustness). Beside our numbers stand the
 paper's for the same dataset and method, and each row carries the budgets it used, flagged
 "reduced" wherever they fall short of the paper's setting, so a CPU-scale run is never mistaken
 for the full one.
@@ -17,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from robustattr.errors import UserInputError
+from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
+from robustattr.json_files import Shape
 from robustattr.reports.paper import METHOD_NAMES, paper_result
+from robustattr.run_files import read_run_config
 
 __all__ = ["RunRow", "collect_rows", "format_rows", "report"]
 
@@ -38,15 +44,13 @@ class RunRow:
     paper: dict[str, float] | None
     budget: dict[str, Any] = field(default_factory=dict)
     reduced: list[str] = field(default_factory=list)
+    evaluation: str = "faithful"  # which attribution evaluation IN/CO come from: faithful | strong
+    num_attacked: int | None = None
+    num_unmoved: int | None = None  # attacked images no attack moved below (1, 1, 1)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: unreadable result file ({exc}); re-run the evaluation") from None
+def _read_result(path: Path, shape: Shape) -> dict[str, Any] | None:
+    return read_result(path, shape) if path.exists() or path.is_symlink() else None
 
 
 def _setting(result: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -69,18 +73,23 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
 
     rows = []
     for run_dir in map(Path, run_dirs):
-        config = _read_json(run_dir / "config.json")
+        config = read_run_config(run_dir) if (run_dir / "config.json").exists() else None
         if config is None:
             raise UserInputError(f"{run_dir}: not a run directory (no config.json); give the model_dir of a trained run")
         dataset, objective = config.get("dataset", "?"), config.get("training_objective", "nat")
         method = METHOD_NAMES.get(objective, objective)
-        pgd = _read_json(run_dir / "eval_pgd.json") or {}
-        attr = _read_json(run_dir / "eval_attribution.json") or {}
-        paper_cfg = _paper_budget(dataset, objective)
+        pgd = _read_result(run_dir / "eval_pgd.json", PGD_RESULT) or {}
+        attr = _read_result(run_dir / "eval_attribution.json", ATTRIBUTION_RESULT) or {}
+        strong = _read_result(run_dir / "eval_attribution_strong.json", ATTRIBUTION_RESULT) or {}
+        try:
+            paper_cfg = _paper_budget(dataset, objective)
+        except UserInputError as exc:
+            raise UserInputError(f"run config {run_dir / 'config.json'}: {exc}") from None
         # A results folder has no checkpoints: the evaluations name the step they evaluated.
         steps_done = max(list_checkpoints(run_dir), default=None)
         if steps_done is None:
-            steps_done = pgd.get("checkpoint_step") or attr.get("checkpoint_step") or 0
+            steps_done = (pgd.get("checkpoint_step") or attr.get("checkpoint_step")
+                          or strong.get("checkpoint_step") or 0)
         budget: dict[str, Any] = {"train_steps": steps_done, "init_from": config.get("init_from")}
         reduced = []
         if steps_done < paper_cfg["max_num_training_steps"]:
@@ -103,40 +112,54 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
                 reduced.append(f"AA on {aa_examples} of {paper_cfg['num_eval_examples']} test images")
             if (_setting(pgd, "num_steps") or 0) < paper_cfg["num_steps"]:
                 reduced.append(f"AA PGD {_setting(pgd, 'num_steps')} steps (paper {paper_cfg['num_steps']})")
-        if attr:
-            attack = {
-                "examples": attr.get("num_examples"),
-                "attacked": attr.get("num_attacked"),
-                "method": _setting(attr, "attribution_attack_method"),
-                "steps": _setting(attr, "attribution_attack_steps"),
-                "times": _setting(attr, "attribution_attack_times"),
-                "ig_steps": _setting(attr, "num_IG_steps"),
-                "epsilon": _setting(attr, "epsilon"),
-            }
-            budget["attribution_attack"] = attack
-            for key, label in (
-                ("num_eval_examples", "examples"),
-                ("attribution_attack_steps", "steps"),
-                ("attribution_attack_times", "times"),
-                ("num_IG_steps", "ig_steps"),
-            ):
-                ours = attack["examples"] if key == "num_eval_examples" else attack[label]
-                if ours is not None and ours < paper_cfg[key]:
-                    reduced.append(f"attribution attack {label} {ours} (paper {paper_cfg[key]})")
         paper = paper_result(dataset, method)
-        rows.append(RunRow(
-            run=str(run_dir),
-            dataset=dataset,
-            method=method,
-            natural_accuracy=pgd.get("natural_accuracy"),
-            adversarial_accuracy=pgd.get("adversarial_accuracy"),
-            top_k_intersection=attr.get("top_k_intersection"),
-            kendall=attr.get("kendall"),
-            paper=dict(zip(("NA", "AA", "IN", "CO"), paper)) if paper else None,
-            budget=budget,
-            reduced=reduced,
-        ))
+        evaluations = [(name, result) for name, result in (("faithful", attr), ("strong", strong)) if result]
+        for evaluation, result in evaluations or [("faithful", {})]:
+            rows.append(RunRow(
+                run=str(run_dir),
+                dataset=dataset,
+                method=method,
+                natural_accuracy=pgd.get("natural_accuracy"),
+                adversarial_accuracy=pgd.get("adversarial_accuracy"),
+                top_k_intersection=result.get("top_k_intersection"),
+                kendall=result.get("kendall"),
+                paper=dict(zip(("NA", "AA", "IN", "CO"), paper)) if paper else None,
+                budget={**budget, **({"attribution_attack": _attack_budget(result)} if result else {})},
+                reduced=reduced + (_attack_reductions(result, paper_cfg) if result else []),
+                evaluation=evaluation,
+                num_attacked=result.get("num_attacked"),
+                num_unmoved=result.get("num_not_found"),
+            ))
     return rows
+
+
+def _attack_budget(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "examples": result.get("num_examples"),
+        "attacked": result.get("num_attacked"),
+        "method": _setting(result, "attribution_attack_method"),
+        "steps": _setting(result, "attribution_attack_steps"),
+        "times": _setting(result, "attribution_attack_times"),
+        "ig_steps": _setting(result, "num_IG_steps"),
+        "epsilon": _setting(result, "epsilon"),
+        "flat_rule": _setting(result, "attribution_attack_flat_rule", "none"),
+    }
+
+
+def _attack_reductions(result: dict[str, Any], paper_cfg: dict[str, Any]) -> list[str]:
+    attack = _attack_budget(result)
+    reduced = []
+    for key, label in (("num_eval_examples", "examples"), ("attribution_attack_steps", "steps"),
+                       ("num_IG_steps", "ig_steps")) + ((("attribution_attack_times", "times"),)
+                                                        if attack["method"] == "random" else ()):
+        ours = attack[label]
+        if ours is not None and ours < paper_cfg[key]:
+            reduced.append(f"attribution attack {label} {ours} (paper {paper_cfg[key]})")
+    return reduced
+
+
+def _unmoved(r: RunRow) -> str:
+    return "—" if r.num_unmoved is None or r.num_attacked is None else f"{r.num_unmoved}/{r.num_attacked}"
 
 
 def _pct(v: float | None) -> str:
@@ -156,30 +179,33 @@ def format_rows(rows: list[RunRow], fmt: str = "md") -> str:
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["run", "dataset", "method", "NA", "AA", "IN", "CO",
-                         "paper_NA", "paper_AA", "paper_IN", "paper_CO", "reduced"])
+        writer.writerow(["run", "dataset", "method", "evaluation", "NA", "AA", "IN", "CO", "attacked",
+                         "unmoved", "paper_NA", "paper_AA", "paper_IN", "paper_CO", "reduced"])
         for r in rows:
             p = r.paper or {}
-            writer.writerow([r.run, r.dataset, r.method, r.natural_accuracy, r.adversarial_accuracy,
-                             r.top_k_intersection, r.kendall, p.get("NA"), p.get("AA"), p.get("IN"),
-                             p.get("CO"), "; ".join(r.reduced)])
+            writer.writerow([r.run, r.dataset, r.method, r.evaluation, r.natural_accuracy, r.adversarial_accuracy,
+                             r.top_k_intersection, r.kendall, r.num_attacked, r.num_unmoved, p.get("NA"),
+                             p.get("AA"), p.get("IN"), p.get("CO"), "; ".join(r.reduced)])
         return out.getvalue()
     lines = [
-        "| dataset | method | NA | AA | IN | CO | paper NA | paper AA | paper IN | paper CO | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | method | IN/CO attack | NA | AA | IN | CO | unmoved | paper NA | paper AA | paper IN | paper CO | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         p = r.paper or {}
         lines.append(
-            f"| {r.dataset} | {r.method} | {_pct(r.natural_accuracy)} | {_pct(r.adversarial_accuracy)} | "
-            f"{_pct(r.top_k_intersection)} | {_tau(r.kendall)} | {_pct(p.get('NA'))} | {_pct(p.get('AA'))} | "
-            f"{_pct(p.get('IN'))} | {_tau(p.get('CO'))} | `{r.run}` |"
+            f"| {r.dataset} | {r.method} | {r.evaluation} | {_pct(r.natural_accuracy)} | {_pct(r.adversarial_accuracy)} | "
+            f"{_pct(r.top_k_intersection)} | {_tau(r.kendall)} | {_unmoved(r)} | {_pct(p.get('NA'))} | "
+            f"{_pct(p.get('AA'))} | {_pct(p.get('IN'))} | {_tau(p.get('CO'))} | `{r.run}` |"
         )
+    lines.append("")
+    lines.append("unmoved: attacked images the attack left at IN = CO = 1 (no label-keeping iterate lowered "
+                 "its criterion); strong: each metric's worst case over a portfolio of attacks.")
     lines.append("")
     lines.append("Budgets (paper values in parentheses):")
     for r in rows:
         note = "; ".join(r.reduced) if r.reduced else "the paper's full setting"
-        lines.append(f"- `{r.run}` ({r.method}): {'REDUCED — ' if r.reduced else ''}{note}")
+        lines.append(f"- `{r.run}` ({r.method}, {r.evaluation}): {'REDUCED — ' if r.reduced else ''}{note}")
     return "\n".join(lines) + "\n"
 
 

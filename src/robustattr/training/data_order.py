@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BatchOrder", "order_for_dataset"]
+from robustattr.json_files import BOOL, INT, STR, at_least_int, dict_of, record
+
+__all__ = ["BatchOrder", "order_for_dataset", "ORDER_STATE"]
+
+#: The shape of :meth:`BatchOrder.state_dict` as a checkpoint sidecar holds it.
+ORDER_STATE = record({
+    "num_examples": INT, "batch_size": INT, "drop_remainder": BOOL, "epoch": at_least_int(0),
+    "pos": at_least_int(0), "epoch_start_rng": record({"bit_generator": STR, "state": dict_of(INT)}),
+})
 
 
 class BatchOrder:
@@ -89,6 +97,8 @@ class BatchOrder:
         for key in ("num_examples", "batch_size", "drop_remainder"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"data order was saved with {key}={state[key]}, now {getattr(self, key)}")
+        if not 0 <= state["pos"] <= self.num_examples:
+            raise ValueError(f"data order position {state['pos']} lies outside [0, {self.num_examples}]")
         self._rng.bit_generator.state = copy.deepcopy(state["epoch_start_rng"])
         self._new_permutation()
         self.epoch = int(state["epoch"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import json
 import math
 import time
 from pathlib import Path
@@ -40,15 +41,18 @@ from robustattr import distributed as dist
 from robustattr.attacks._common import check_epsilon
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.checkpoints import (
-    capture_rng_state, checkpoint_path, latest_checkpoint, load_checkpoint, load_optimizer_state,
-    restore_rng_state, save_checkpoint,
+    capture_rng_state, check_run_config, checkpoint_path, latest_checkpoint, load_checkpoint,
+    load_optimizer_state, restore_rng_state, save_checkpoint,
 )
 from robustattr.config import resolve_device
+from robustattr.data.catalog import DATASETS
 from robustattr.errors import TrainingError, UserInputError
+from robustattr.json_files import check_shape, record
+from robustattr.run_lock import run_dir_lock
 from robustattr.training._signals import deferred_sigint, optional_summary_writer
-from robustattr.training.data_order import order_for_dataset
+from robustattr.training.data_order import ORDER_STATE, order_for_dataset
 from robustattr.training.objectives import ObjectiveParams, get_objective, uses_pgd
-from robustattr.training.run_dir import RESUME_KEYS, MetricsLog, prepare_run_dir, write_config
+from robustattr.training.run_dir import RESUME_KEYS, MetricsLog, Plan, clear_run, plan_run, write_config
 from robustattr.training.schedules import build_optimizer, learning_rate_at
 
 __all__ = ["train"]
@@ -120,10 +124,78 @@ def _record(step: int, lr: float, logs: dict[str, torch.Tensor], rate: float | N
 
 
 def _read_resume_state(run_dir: Path) -> dict[str, Any]:
-    """The latest checkpoint of ``run_dir``: its path, weights, sidecar and optimizer state."""
+    """The latest checkpoint of ``run_dir``: its path, weights, sidecar and optimizer state.
+
+    The sidecar must carry a data-order state, and the run's ``config.json`` must describe it.
+    """
     path = latest_checkpoint(run_dir)
     state_dict, meta = load_checkpoint(path)
+    check_shape(meta, record({"data_order": ORDER_STATE}), kind="checkpoint sidecar", path=path.with_suffix(".json"),
+                fix="delete this checkpoint to fall back to an older one, or start again with --overwrite")
+    check_run_config(run_dir, meta, path)
     return {"path": path, "model": state_dict, "meta": meta, "optimizer": load_optimizer_state(path)}
+
+
+def _resume(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, order: Any,
+            device: torch.device, cfg: Any) -> int:
+    """Load a checkpoint read by :func:`_read_resume_state` into the run; return its step.
+
+    Every part is checked before training goes on: a checkpoint that does not fit the model or
+    the optimizer, or whose data order or RNG state is damaged, is one ``UserInputError``.
+    """
+    path, meta = saved["path"], saved["meta"]
+
+    def refuse(what: str, exc: BaseException) -> UserInputError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return UserInputError(f"checkpoint {path} cannot be resumed: {what} ({first}); delete it to fall "
+                              "back to an older one, or start again with --overwrite")
+
+    try:
+        model.load_state_dict(saved["model"], strict=True)
+    except RuntimeError as exc:
+        raise refuse(f"its weights do not fit model '{cfg.model}'", exc) from None
+    if saved["optimizer"] is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        try:
+            for index, slots in saved["optimizer"]["state"].items():
+                for slot, value in slots.items():
+                    if isinstance(value, torch.Tensor) and value.ndim and value.shape != params[index].shape:
+                        raise ValueError(f"{slot} of parameter {index} has shape {tuple(value.shape)}, "
+                                         f"the parameter {tuple(params[index].shape)}")
+            optimizer.load_state_dict(saved["optimizer"])
+        except (ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
+            raise refuse(f"its optimizer state does not fit the '{cfg.optimizer}' optimizer", exc) from None
+    try:
+        order.load_state_dict(meta["data_order"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise refuse("its data order does not fit this training set", exc) from None
+    try:
+        restore_rng_state(meta["rng"])
+        _restore_training_device_rng(meta, device)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise refuse("its RNG state is damaged", exc) from None
+    return int(meta["step"])
+
+
+def _preflight(cfg: Any, cfg_dict: dict[str, Any], run_dir: Path, overwrite: bool
+               ) -> tuple[Plan, tuple[dict[str, torch.Tensor], dict[str, Any]] | None]:
+    """Everything checkable before anything is created or loaded: the run directory's state, the
+    batch against the training-set size, ``data_root``, ``init_from``. Reads only.
+
+    Returns:
+        The plan (:func:`plan_run`) and ``init_from``'s weights and sidecar (None when unused).
+    """
+    plan = plan_run(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train)
+    info = DATASETS.get(cfg.dataset)
+    if info is not None and cfg.training_batch_size > info.split_sizes["train"]:
+        raise UserInputError(f"config key 'training_batch_size' = {cfg.training_batch_size}: larger than the "
+                             f"{info.split_sizes['train']} training images of {cfg.dataset}; choose at most that")
+    for key in ("data_root", "data_path"):
+        folder = getattr(cfg, key)
+        if folder is not None and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
+            raise UserInputError(f"config key '{key}' = {json.dumps(folder)}: a file, not a folder; give a folder")
+    init = _read_init(cfg) if cfg.init_from and plan != "resume" else None
+    return plan, init
 
 
 def _check_world(cfg_dict: dict[str, Any], batch: int) -> None:
@@ -200,19 +272,36 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
     objective = get_objective(cfg.training_objective)
     run_dir = Path(cfg.model_dir)
     cfg_dict = cfg.to_dict()
+    if dist.world_size() > 1:
+        _check_world(cfg_dict, int(cfg.training_batch_size))
+    plan, init = dist.run_on_main(lambda: _preflight(cfg, cfg_dict, run_dir, overwrite))
+    with run_dir_lock(run_dir, "train", create=True):  # one writer per run directory, from here to the end
+        plan = dist.run_on_main(  # again under the lock: another process may have been quicker
+            lambda: plan_run(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train))
+        if cfg.init_from and plan != "resume" and init is None:
+            init = dist.run_on_main(lambda: _read_init(cfg))
+        return _train_holding_lock(cfg, plan=plan, init=init, device=device, objective=objective, progress=progress)
+
+
+def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Tensor], dict[str, Any]] | None,
+                        device: torch.device, objective: Any, progress: bool) -> dict[str, Any]:
+    """:func:`train` once the run directory is locked: data, model, resume or clear, the loop.
+
+    Everything that can still refuse the run (data, ``init_from``'s fit, the checkpoint to resume)
+    comes before the old run is cleared (``plan == "overwrite"``) and before config.json is written.
+    """
+    run_dir = Path(cfg.model_dir)
+    cfg_dict = cfg.to_dict()
     batch = int(cfg.training_batch_size)
     world = dist.world_size()
-    if world > 1:
-        _check_world(cfg_dict, batch)
-    resume = dist.run_on_main(
-        lambda: prepare_run_dir(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train))
+    resume = plan == "resume"
     split = dist.once_per_machine_first(lambda: cfg.load_split("train"))
 
     torch.manual_seed(cfg.random_seed)  # initialisation and PGD random starts
     np.random.seed(cfg.np_random_seed % 2**32)
     model = models.create(cfg.model, split.info.num_classes, split.info.image_shape)
-    if cfg.init_from and not resume:
-        _load_init(model, cfg, *dist.run_on_main(lambda: _read_init(cfg)))
+    if init is not None and not resume:
+        _load_init(model, cfg, *init)
     model.to(device)
     optimizer = build_optimizer(cfg, model.parameters())
     try:
@@ -225,19 +314,17 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
     if resume:
         saved = dist.run_on_main(lambda: _read_resume_state(run_dir))
         last_ckpt, meta = saved["path"], saved["meta"]
-        model.load_state_dict(saved["model"], strict=True)
-        if saved["optimizer"] is not None:
-            optimizer.load_state_dict(saved["optimizer"])
-        order.load_state_dict(meta["data_order"])
-        restore_rng_state(meta["rng"])
-        _restore_training_device_rng(meta, device)
-        start = int(meta["step"])
+        start = _resume(saved, model, optimizer, order, device, cfg)
         last_record = meta.get("metrics")
         log.info("resuming %s from step %d", run_dir, start)
         if start > cfg.max_num_training_steps:
             log.warning("the run is already at step %d > max_num_training_steps=%d; nothing to do",
                         start, cfg.max_num_training_steps)
+    if plan == "overwrite":
+        dist.run_on_main(lambda: clear_run(run_dir))
     dist.broadcast_parameters(model)  # replicas start equal, as DistributedDataParallel makes them
+    # metrics.jsonl first: a damaged one, or a link there, refuses the run before config.json changes.
+    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None) if dist.is_main() else None
     if dist.is_main():
         write_config(run_dir, cfg_dict)
 
@@ -249,7 +336,7 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
         params = dataclasses.replace(params, global_batch_size=batch)
     draw_start_noise = world > 1 and uses_pgd(cfg.training_objective) and params.random_start
     extra = {"model": cfg.model, "dataset": cfg.dataset, "training_objective": cfg.training_objective,
-             "config_digest": cfg.digest(), "rng_cuda_device": device.index if device.type == "cuda" else None}
+             "config_digest": cfg.digest(), "config": cfg_dict, "rng_cuda_device": device.index if device.type == "cuda" else None}
 
     def checkpoint(step: int, rng: dict[str, Any] | None = None, order_state: dict | None = None, *,
                    collective: bool = True) -> Path:
@@ -270,7 +357,6 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
         log.info("data parallel: %d processes, this one (rank %d) takes examples %d..%d of each batch",
                  world, dist.rank(), shard.start, shard.stop - 1)
     main = dist.is_main()
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None) if main else None
     writer = optional_summary_writer(run_dir) if main else None
     bar = tqdm(total=total, initial=start, disable=not (progress and main), unit="step", dynamic_ncols=True,
                desc=f"{cfg.training_objective} {cfg.dataset}")
