@@ -21,7 +21,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from robustattr import distributed as dist
