@@ -193,9 +193,9 @@ class ExampleLog:
         except csv.Error as exc:
             raise UserInputError(f"per-example file {path} is corrupt ({exc}); delete it (and "
                                  f"{Path(path).with_suffix('.settings.json').name}) to compute the examples again") from None
-        for record in records:
+        for line in records:
             try:
-                row = {k: _parse(k, record[k]) for k in fields}
+                row = {k: _parse(k, line[k]) for k in fields}
             except (KeyError, TypeError, ValueError):
                 continue  # a damaged row is recomputed; later rows for an index win
             rows[row["index"]] = row
