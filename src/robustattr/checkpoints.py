@@ -44,7 +44,7 @@ from robustattr.errors import UserInputError
 from robustattr.json_files import (
     ANY, BASE64, INT, NUMBER, SHA256, STR, Shape, at_least_int, dict_of, list_of, nullable, read_json, record,
 )
-from robustattr.run_files import RESUME_KEYS, read_run_config
+from robustattr.run_files import ABSENT_RESUME_KEYS, RESUME_KEYS, read_run_config
 
 __all__ = [
     "save_checkpoint",
@@ -358,7 +358,8 @@ def check_run_config(run_dir: str | Path, meta: dict[str, Any], checkpoint: str 
         return
     trained = meta.get("config")
     if isinstance(trained, dict):
-        differing = [key for key in RESUME_KEYS if trained.get(key) != config.get(key)]
+        differing = [key for key in RESUME_KEYS
+                     if trained.get(key, ABSENT_RESUME_KEYS.get(key)) != config.get(key, ABSENT_RESUME_KEYS.get(key))]
         if not differing:
             return
         detail = "; ".join(f"{key} {json.dumps(trained.get(key))} there, {json.dumps(config.get(key))} here"

@@ -350,6 +350,9 @@ class Config:
     num_steps: int = _key(_INT, _by_dataset(40, 7, fashion_mnist=20), "PGD steps (alias k)", _NONNEG)
     step_size: float = _key(_FLOAT, _in_pixels(0.01, 2.0), "PGD step size (alias a)", _POS)
     random_start: bool = _key(_BOOL, True, "PGD starts at a random point of the ball")
+    epsilon_ramp_steps: int = _key(
+        _INT, 0, "training only: the PGD radius grows linearly to epsilon over the first N steps "
+        "(0: constant epsilon, the paper's); evaluations always use epsilon", _NONNEG)
     loss_func: str = _key(_choice(*_LOSSES), "xent", "the loss PGD ascends")
     num_IG_steps: int = _key(_INT, 100, "IG points of the evaluation saliency", _ONE)
     attribution_attack_method: str = _key(

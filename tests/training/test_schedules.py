@@ -30,3 +30,11 @@ def test_optimizers() -> None:
     assert learning_rate_at(cfg, 5) == 0.1 and learning_rate_at(cfg, 6) == 0.2
     with pytest.raises(UserInputError, match="step_size_schedule steps must increase"):
         PiecewiseConstant([[0, 0.1], [50, 0.2], [10, 0.3]])
+
+
+def test_epsilon_ramp_grows_linearly_to_epsilon_and_is_off_by_default() -> None:
+    from robustattr.training import epsilon_at
+
+    ramp = SimpleNamespace(epsilon=0.3, epsilon_ramp_steps=4)
+    assert [round(epsilon_at(ramp, s), 6) for s in range(6)] == [0.075, 0.15, 0.225, 0.3, 0.3, 0.3]
+    assert epsilon_at(SimpleNamespace(epsilon=0.3, epsilon_ramp_steps=0), 0) == 0.3

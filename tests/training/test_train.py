@@ -193,3 +193,20 @@ def test_summaries_go_to_tensorboard_when_available(config_file, tmp_path, monke
 def test_init_from_must_exist(config_file, tmp_path, capsys) -> None:
     assert _train(config_file, tmp_path / "run", "nat", 1, f"init_from={tmp_path / 'nowhere'}") == 2
     assert "init_from" in capsys.readouterr().err
+
+
+def test_epsilon_ramp_changes_training_and_resumes_exactly(config_file, tmp_path, capsys) -> None:
+    plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
+    ramp = "epsilon_ramp_steps=100"
+    assert _train(config_file, plain, "adv", 4) == 0
+    assert _train(config_file, straight, "adv", 4, ramp) == 0
+    a, _ = load_checkpoint(plain / "checkpoint-00000003.safetensors")
+    b, _ = load_checkpoint(straight / "checkpoint-00000003.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a), "a smaller PGD radius must change the updates"
+    assert [m["epsilon"] for m in _metrics(straight)] == pytest.approx([0.003, 0.009])  # steps 0 and 2
+    assert all("epsilon" not in m for m in _metrics(plain))
+    assert _train(config_file, resumed, "adv", 3, ramp) == 0
+    assert _train(config_file, resumed, "adv", 6, ramp, "continue_train=true") == 0
+    assert _train(config_file, straight, "adv", 6, ramp, "continue_train=true") == 0
+    capsys.readouterr()
+    _assert_same_weights(straight / "checkpoint-00000006.safetensors", resumed / "checkpoint-00000006.safetensors")

@@ -7,7 +7,7 @@
 from robustattr.training.data_order import BatchOrder, order_for_dataset
 from robustattr.training.loop import train
 from robustattr.training.objectives import OBJECTIVES, LossOut, ObjectiveParams, get_objective
-from robustattr.training.schedules import PiecewiseConstant, build_optimizer, learning_rate_at
+from robustattr.training.schedules import PiecewiseConstant, build_optimizer, epsilon_at, learning_rate_at
 
 __all__ = [
     "train",
@@ -19,5 +19,6 @@ __all__ = [
     "order_for_dataset",
     "PiecewiseConstant",
     "build_optimizer",
+    "epsilon_at",
     "learning_rate_at",
 ]

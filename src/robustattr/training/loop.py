@@ -53,7 +53,7 @@ from robustattr.training._signals import deferred_sigint, optional_summary_write
 from robustattr.training.data_order import ORDER_STATE, order_for_dataset
 from robustattr.training.objectives import ObjectiveParams, get_objective, uses_pgd
 from robustattr.training.run_dir import RESUME_KEYS, MetricsLog, Plan, clear_run, plan_run, write_config
-from robustattr.training.schedules import build_optimizer, learning_rate_at
+from robustattr.training.schedules import build_optimizer, epsilon_at, learning_rate_at
 
 __all__ = ["train"]
 
@@ -382,10 +382,12 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 step_params = params
+                if cfg.epsilon_ramp_steps:
+                    step_params = dataclasses.replace(params, epsilon=epsilon_at(cfg, step))
                 if draw_start_noise:  # the draw a single process makes for the whole batch, then our slice
-                    eps = check_epsilon(params.epsilon)
+                    eps = check_epsilon(step_params.epsilon)
                     noise = torch.empty((batch, *x.shape[1:]), dtype=x.dtype, device=device).uniform_(-eps, eps)
-                    step_params = dataclasses.replace(params, start_noise=noise[shard])
+                    step_params = dataclasses.replace(step_params, start_noise=noise[shard])
                 out = objective(model, x, y, step_params)
                 if world > 1:
                     out.loss.backward()
@@ -405,6 +407,8 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
                     window_time, window_step = now, step
                     logs = _global_logs(out.logs, x.shape[0], batch) if world > 1 else out.logs
                     record = _record(step, lr, logs, rate)
+                    if cfg.epsilon_ramp_steps:
+                        record["epsilon"] = step_params.epsilon  # where the warm-up stands
                     if step % cfg.num_output_steps == 0:
                         last_record = record
                         if metrics is not None:

@@ -10,7 +10,7 @@ import torch
 
 from robustattr.errors import UserInputError
 
-__all__ = ["PiecewiseConstant", "build_optimizer", "learning_rate_at"]
+__all__ = ["PiecewiseConstant", "build_optimizer", "epsilon_at", "learning_rate_at"]
 
 
 class PiecewiseConstant:
@@ -32,6 +32,19 @@ class PiecewiseConstant:
     def __call__(self, step: int) -> float:
         # bisect_left counts the boundaries strictly below `step`: s == b stays in the earlier piece.
         return self.values[bisect.bisect_left(self.boundaries, step)]
+
+
+def epsilon_at(cfg: Any, step: int) -> float:
+    """Training PGD's radius for the update that follows ``step`` completed updates.
+
+    With ``epsilon_ramp_steps`` = R > 0 it is ε·(step + 1)/R until it reaches ε (a warm-up that short
+    robust-training budgets use: at the full radius from the start, training can collapse to a
+    constant prediction); R = 0 is the paper's constant ε. A function of the step only, so a
+    resumed run continues the ramp exactly.
+    """
+    ramp = int(getattr(cfg, "epsilon_ramp_steps", 0) or 0)
+    epsilon = float(cfg.epsilon)
+    return epsilon if ramp <= 0 else epsilon * min(1.0, (step + 1) / ramp)
 
 
 def learning_rate_at(cfg: Any, step: int) -> float:
