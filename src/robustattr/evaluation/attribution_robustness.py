@@ -37,7 +37,7 @@ from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json
 from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
-           "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "target_map_from_box",
+           "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "attack_from_config", "target_map_from_box",
            "example_generator"]
 
 logger = logging.getLogger(__name__)
@@ -177,9 +177,7 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
             # One round: batch first + r goes to rank r; a rank past the end computes nothing.
             rows: list[tuple] = []
             if first + rank < len(todo_batches):
-                attack = _strong_rows if method == "strong" else _attack_rows
-                rows = attack(cfg, model, split, todo_batches[first + rank], device, method, target,
-                              info, settings["integer_pixels"], chunk)
+                rows = _attack_rows(cfg, model, split, todo_batches[first + rank], device, target, info, chunk)
             for batch_rows in dist.all_gather_object(rows) if world > 1 else [rows]:
                 if dist.is_main():
                     log.append(batch_rows)
@@ -190,51 +188,49 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     return result
 
 
+def attack_from_config(cfg: Any, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ids: list[int],
+                       info: Any, *, strong: bool, target: torch.Tensor | None = None, chunk: int | None = None) -> Any:
+    """The run's attribution attack on ``x`` (B, C, H, W), ``y`` (B,), the test images ``ids``: the
+    strong evaluation, or the faithful ``attribution_attack_method``, with every setting from ``cfg``.
+
+    Random draws come from generators seeded by (``random_seed``, test index), so a result does not
+    depend on the batch. Returns a ``StrongAttributionResult`` or an ``AttributionAttackResult``.
+    """
+    common = dict(
+        epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size, steps=cfg.attribution_attack_steps,
+        k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, measure=cfg.attribution_attack_measure,
+        saliency=saliency_method(cfg, info.value_range), ig_steps=cfg.num_IG_steps, bounds=info.value_range,
+        integer_pixels=cfg.dataset in _INTEGER_PIXEL_DATASETS, chunk_size=chunk,
+        flat_rule=cfg.attribution_attack_flat_rule, surrogate=cfg.attribution_attack_surrogate,
+    )
+    if strong:
+        return strong_attribution_attack(model, x, y, random_starts=cfg.strong_random_starts,
+                                         direction_ig_steps=cfg.strong_direction_ig_steps, seed=cfg.random_seed,
+                                         example_ids=ids, **common)
+    # One generator per example: random's steps and the flat rule's draw from it.
+    gens = [example_generator(cfg.random_seed, i) for i in ids]
+    return attribution_attack(model, x, y, method=cfg.attribution_attack_method, times=cfg.attribution_attack_times,
+                              target_map=target, generator=gens, **common)
+
+
 def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor, device: torch.device,
-                 method: str, target: torch.Tensor | None, info: Any, integer_pixels: bool,
-                 chunk: int | None) -> list[tuple]:
-    """Attack the test images ``idx`` (LongTensor (B,)); one row per image in ``EXAMPLE_FIELDS`` order."""
+                 target: torch.Tensor | None, info: Any, chunk: int | None) -> list[tuple]:
+    """Attack the test images ``idx`` (LongTensor (B,)); one row per image in ``_example_fields`` order
+    (for the strong evaluation also the member breakdown)."""
     x, y = split.batch(idx)
     x, y = x.to(device), y.to(device)
-    # One generator per example: random's steps and the flat rule's draw from it.
-    gens = [example_generator(cfg.random_seed, i) for i in idx.tolist()]
-    r = attribution_attack(
-        model, x, y, method=method, measure=cfg.attribution_attack_measure,
-        epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
-        steps=cfg.attribution_attack_steps, times=cfg.attribution_attack_times,
-        k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=saliency_method(cfg, info.value_range),
-        ig_steps=cfg.num_IG_steps, bounds=info.value_range,
-        integer_pixels=integer_pixels, target_map=target, generator=gens,
-        chunk_size=chunk, flat_rule=cfg.attribution_attack_flat_rule, surrogate=cfg.attribution_attack_surrogate,
-    )
-    columns = [r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
+    strong = cfg.attribution_attack_method == "strong"
+    r = attack_from_config(cfg, model, x, y, idx.tolist(), info, strong=strong, target=target, chunk=chunk)
+    columns = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
                *map_similarities(r.saliency, r.saliency_adv, r.attacked, cfg.eval_k_top, cfg.lens_window)]
     # One host transfer per batch, after the attack.
-    return list(zip(idx.tolist(), y.cpu().tolist(), *(c.cpu().tolist() for c in columns)))
-
-
-def _strong_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor, device: torch.device,
-                 method: str, target: torch.Tensor | None, info: Any, integer_pixels: bool,
-                 chunk: int | None) -> list[tuple]:
-    """The strong evaluation of the test images ``idx``: one row per image in ``_example_fields`` order."""
-    x, y = split.batch(idx)
-    x, y = x.to(device), y.to(device)
-    r = strong_attribution_attack(
-        model, x, y, epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size,
-        steps=cfg.attribution_attack_steps, k_top=cfg.k_top, eval_k_top=cfg.eval_k_top,
-        measure=cfg.attribution_attack_measure, saliency=saliency_method(cfg, info.value_range),
-        ig_steps=cfg.num_IG_steps, surrogate=cfg.attribution_attack_surrogate,
-        random_starts=cfg.strong_random_starts, direction_ig_steps=cfg.strong_direction_ig_steps,
-        bounds=info.value_range, integer_pixels=integer_pixels, seed=cfg.random_seed,
-        example_ids=idx.tolist(), chunk_size=chunk, flat_rule=cfg.attribution_attack_flat_rule,
-    )
+    columns = [c.cpu().tolist() for c in columns]
+    if not strong:
+        return list(zip(*columns))
     names = ("",) + r.members  # worst_member −1 (nothing went below 1) reads as ""
-    base = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
-            *map_similarities(r.saliency, r.saliency_adv, r.attacked, cfg.eval_k_top, cfg.lens_window)]
-    base = [c.cpu().tolist() for c in base]
     worst = [[names[i + 1] for i in r.worst_member[m].cpu().tolist()] for m in METRICS]
     per_member = [r.member_values[m][j].cpu().tolist() for j in range(len(r.members)) for m in METRICS]
-    return list(zip(*base, *worst, *per_member))
+    return list(zip(*columns, *worst, *per_member))
 
 
 def map_similarities(s0: torch.Tensor, s_adv: torch.Tensor, attacked: torch.Tensor, k: int,

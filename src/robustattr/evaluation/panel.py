@@ -15,12 +15,9 @@ from typing import Any
 
 import torch
 
-from robustattr.attacks._common import example_generator
-from robustattr.attacks.attribution_attack import attribution_attack
-from robustattr.attacks.strong_attribution import strong_attribution_attack
 from robustattr.errors import UserInputError
-from robustattr.evaluation._common import load_model_and_data, saliency_method
-from robustattr.evaluation.attribution_robustness import _INTEGER_PIXEL_DATASETS, target_map_from_box
+from robustattr.evaluation._common import load_model_and_data
+from robustattr.evaluation.attribution_robustness import attack_from_config, target_map_from_box
 from robustattr.reports.figures import Panel, draw_attack_panels, draw_training_curves
 from robustattr.reports.paper import METHOD_NAMES
 from robustattr.run_lock import run_dir_lock
@@ -49,24 +46,16 @@ def compute_panel(cfg: Any, index: int, attack: str = "strong") -> Panel:
     info = cfg.dataset_info()
     x, y = split.batch(torch.tensor([index]))
     x, y = x.to(device), y.to(device)
-    common = dict(epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size, steps=cfg.attribution_attack_steps,
-                  k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, measure=cfg.attribution_attack_measure,
-                  saliency=saliency_method(cfg, info.value_range), ig_steps=cfg.num_IG_steps, bounds=info.value_range,
-                  integer_pixels=cfg.dataset in _INTEGER_PIXEL_DATASETS, flat_rule=cfg.attribution_attack_flat_rule,
-                  surrogate=cfg.attribution_attack_surrogate)
     method = cfg.attribution_attack_method
-    if attack == "strong" or method == "strong":
-        r = strong_attribution_attack(model, x, y, random_starts=cfg.strong_random_starts,
-                                      direction_ig_steps=cfg.strong_direction_ig_steps, seed=cfg.random_seed,
-                                      example_ids=[index], **common)
+    strong = attack == "strong" or method == "strong"
+    target = None
+    if method == "target" and cfg.attribution_attack_target is not None:
+        target = target_map_from_box(cfg.attribution_attack_target, info.image_shape[1:])
+    r = attack_from_config(cfg, model, x, y, [index], info, strong=strong, target=target)
+    if strong:
         member = int(r.worst_member["kendall"][0]) if bool(r.attacked[0]) else -1
         how = f"strong: lowest τ by {r.members[member]}" if member >= 0 else "strong evaluation"
     else:
-        target = None
-        if method == "target" and cfg.attribution_attack_target is not None:
-            target = target_map_from_box(cfg.attribution_attack_target, info.image_shape[1:])
-        r = attribution_attack(model, x, y, method=method, times=cfg.attribution_attack_times, target_map=target,
-                               generator=[example_generator(cfg.random_seed, index)], **common)
         how = f"faithful {method}"
     if not bool(r.attacked[0]):
         raise UserInputError(
