@@ -31,7 +31,7 @@ def _write_recipes(root: Path, runs: Path) -> Path:
     for method, train in units.items():
         recipe = {"_comment": "test recipe", "preset": str(CONFIGS / "mnist" / f"{method}.json"),
                   "train": {"model_dir": str(runs / method), "num_checkpoint_steps": 2, "num_output_steps": 1, **train},
-                  "evaluate": TINY_EVAL}
+                  "evaluate": TINY_EVAL, "strong": {"num_attribution_examples": 3}}
         (recipes / "mnist" / f"{method}.json").write_text(json.dumps(recipe))
     return recipes
 
@@ -46,15 +46,19 @@ def test_repro_runs_skips_and_redoes_units(mnist_root, tmp_path) -> None:
     kwargs = {"recipes": recipes, "results": results, "data_root": str(mnist_root)}
 
     text = run_repro("mnist", **kwargs)
-    assert "| mnist | NATURAL |" in text and "| mnist | IG-NORM |" in text
+    assert "| mnist | NATURAL |" in text and "| mnist | IG-NORM |" in text and "strong" in text
     for method in ("natural", "ig-norm"):
         out = results / "mnist" / method
         assert {p.name for p in out.iterdir()} >= {*RUN_FILES, UNIT_FILE}
         assert not list(out.glob("*.safetensors")), "checkpoints must stay in the run directory"
         unit = _unit(results, method)
-        assert set(unit["phases"]) == {"train", "eval_pgd", "eval_attribution", "figure"}
+        assert set(unit["phases"]) == {"train", "eval_pgd", "eval_attribution", "eval_attribution_strong", "figure"}
         assert all(p["seconds"] >= 0 for p in unit["phases"].values())
         assert unit["train_steps"] == {"natural": 3, "ig-norm": 2}[method]
+        strong = json.loads((out / "eval_attribution_strong.json").read_text())
+        assert strong["attribution_attack_method"] == "strong" and strong["num_examples"] == 3
+        assert unit["results"]["strong"]["kendall"] == strong["kendall"]
+        assert json.loads((out / "eval_attribution.json").read_text())["num_examples"] == 4
     assert (results / "mnist" / "report.md").read_text() == text
     assert (results / "mnist" / "training-curves.png").is_file()
 
@@ -76,6 +80,15 @@ def test_repro_runs_skips_and_redoes_units(mnist_root, tmp_path) -> None:
     assert redone["recipe_sha256"] != first_unit["recipe_sha256"]
     assert redone["phases"]["train"]["status"] == "reused"
     assert redone["phases"]["eval_attribution"]["status"] == "evaluated"
+    assert redone["phases"]["eval_attribution_strong"]["status"] == "evaluated"  # shares the evaluate section
+
+    # A change in the strong section redoes the strong evaluation only.
+    recipe["strong"]["strong_random_starts"] = 1
+    recipe_file.write_text(json.dumps(recipe))
+    run_repro("mnist", methods=["ig-norm"], **kwargs)
+    phases = _unit(results, "ig-norm")["phases"]
+    assert phases["eval_attribution"]["status"] == "reused"
+    assert phases["eval_attribution_strong"]["status"] == "evaluated"
     assert json.loads((results / "mnist" / "ig-norm" / "eval_attribution.json").read_text())[
         "attribution_attack_steps"] == 3
 
@@ -90,6 +103,7 @@ def test_repro_runs_skips_and_redoes_units(mnist_root, tmp_path) -> None:
     ({"evaluation": {}}, "unknown: evaluation"),
     ({"train": {"epsilonn": 0.3}}, "epsilonn"),
     ({"preset": "nowhere.json"}, "nowhere.json"),
+    ({"strong": {"attribution_attack_method": "topK"}}, "strong.attribution_attack_method"),
 ])
 def test_bad_recipe_is_a_one_line_error(tmp_path, capsys, change, expected) -> None:
     recipes = _write_recipes(tmp_path, tmp_path / "runs")
@@ -119,11 +133,19 @@ def test_shipped_recipes_load(monkeypatch) -> None:
         for method in METHODS:
             unit = _recipe(recipes, dataset, method, None)
             paper = load_config(CONFIGS / dataset / f"{method}.json")
-            for cfg in (unit.train, unit.evaluate):
+            for cfg in (unit.train, unit.evaluate, unit.strong):
                 for key in ("epsilon", "lambda_", "k_top", "eval_k_top", "attribution_attack_method",
                             "attribution_attack_measure", "training_objective"):
-                    assert getattr(cfg, key) == getattr(paper, key), (dataset, method, key)
-            # NA and AA on the full test set (null: AA on every evaluated image).
-            assert unit.evaluate.num_adversarial_examples is None and unit.evaluate.num_eval_examples == 10_000
+                    if not (key == "attribution_attack_method" and cfg is unit.strong):
+                        assert getattr(cfg, key) == getattr(paper, key), (dataset, method, key)
+            # NA on the full test set, AA on at least 2,000 images, with the paper's PGD.
+            assert unit.evaluate.num_eval_examples == 10_000
+            assert (unit.evaluate.num_adversarial_examples or 10_000) >= 2_000
             assert unit.evaluate.num_steps == paper.num_steps and unit.evaluate.step_size == paper.step_size
-            assert unit.evaluate.num_attribution_examples >= 200
+            # The faithful attack at the paper's steps on >= 300 images (before misclassified ones are
+            # dropped); the strong evaluation on >= 200, with the same attack steps.
+            assert unit.evaluate.num_attribution_examples >= 300
+            assert (unit.evaluate.attribution_attack_steps, unit.evaluate.attribution_attack_step_size) == (
+                paper.attribution_attack_steps, paper.attribution_attack_step_size)
+            assert unit.strong.attribution_attack_method == "strong" and unit.strong.num_attribution_examples >= 200
+            assert unit.strong.attribution_attack_steps == paper.attribution_attack_steps

@@ -2,9 +2,11 @@
 
 A *unit* is one (dataset, method) recipe, ``configs/repro/<dataset>/<method>.json`` — an ordinary
 config holding both its training and its evaluation settings. Running a unit trains (or resumes)
-its run in the recipe's ``model_dir``, evaluates NA/AA on the test set and IN/CO on the recipe's
-subset, draws its attack figure, and copies the small artifacts to ``results/<dataset>/<method>/``:
-the resolved config, ``metrics.jsonl``, the evaluation JSON files and per-example CSV, the figure
+its run in the recipe's ``model_dir``, evaluates NA/AA on the test set and IN/CO twice on the
+recipe's subsets — the faithful attack (``evaluate``) and the ``strong`` evaluation (``strong``:
+values laid over ``evaluate``, with ``attribution_attack_method`` "strong") — draws its attack figure
+(from the strong evaluation), and copies the small artifacts to ``results/<dataset>/<method>/``:
+the resolved config, ``metrics.jsonl``, the evaluation JSON files and per-example CSVs, the figure
 and ``unit.json`` (wall-clock per phase, the machine, the recipe's digest). A unit whose
 ``unit.json`` names the current recipe's digest is finished and skipped; checkpoints stay in the
 run directory and are never copied. A recipe with ``init_from`` another recipe's run (fine-tuning
@@ -30,6 +32,7 @@ from robustattr.config import Config, load_config
 from robustattr.config import read_json_file
 from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
+from robustattr.evaluation.attribution_robustness import strong_direction_steps
 from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, ExampleLog, read_result
 from robustattr.json_files import NUMBER, dict_of, read_json, record
 from robustattr.stages import evaluation_is_current, is_trained, train_or_resume
@@ -42,53 +45,70 @@ log = logging.getLogger(__name__)
 METHODS = ("natural", "madry", "ig-norm", "ig-sum-norm")
 UNIT_FILE = "unit.json"
 RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution.json",
-             "eval_attribution_examples.csv")
+             "eval_attribution_examples.csv", "eval_attribution_strong.json",
+             "eval_attribution_strong_examples.csv")
 # Settings an evaluation result must have been computed with to be reused.
 PGD_KEYS = ("num_eval_examples", "num_adversarial_examples", "epsilon", "num_steps", "step_size", "random_start")
 ATTRIBUTION_KEYS = ("num_attribution_examples", "epsilon", "num_IG_steps", "k_top", "eval_k_top",
                     "attribution_attack_method", "attribution_attack_measure", "attribution_attack_step_size",
                     "attribution_attack_steps", "attribution_attack_times", "saliency_type",
                     "attribution_attack_flat_rule")
+STRONG_KEYS = ATTRIBUTION_KEYS + ("strong_random_starts", "strong_direction_ig_steps")
 
 
 class Unit(NamedTuple):
-    """One recipe, resolved: the file, the training config and the evaluation config."""
+    """One recipe, resolved: the file, the training config and the two evaluation configs."""
 
     path: Path
     preset: Path
     train: Config
     evaluate: Config
+    strong: Config
 
     def digest(self) -> str:
         """sha256 of the recipe and its preset: a unit is redone when either changes."""
         return hashlib.sha256(self.path.read_bytes() + self.preset.read_bytes()).hexdigest()
 
 
+SECTIONS = ("train", "evaluate", "strong")
+
+
 def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> Unit:
     """Read ``recipes/<dataset>/<method>.json``: ``{"preset": config file, "train": {...},
-    "evaluate": {...}}``; training = preset + train, evaluation = preset + train + evaluate
-    (paths, like ``model_dir``, are relative to the current directory)."""
+    "evaluate": {...}, "strong": {...}}``; training = preset + train, evaluation = preset + train +
+    evaluate, strong evaluation = that + strong + ``attribution_attack_method`` "strong" (paths,
+    like ``model_dir``, are relative to the current directory)."""
     path = recipes / dataset / f"{method}.json"
     if not path.is_file():
         available = sorted(p.name for p in recipes.iterdir() if p.is_dir()) if recipes.is_dir() else []
         raise UserInputError(f"no recipe {path}; datasets with recipes in {recipes}: {', '.join(available) or 'none'}")
     recipe = read_json_file(path)
-    unknown = sorted(set(recipe) - {"preset", "train", "evaluate"} - {k for k in recipe if k.startswith("_comment")})
+    unknown = sorted(set(recipe) - {"preset", *SECTIONS} - {k for k in recipe if k.startswith("_comment")})
     if unknown or not isinstance(recipe.get("preset"), str):
-        raise UserInputError(f"{path}: a recipe has the keys preset (a config file), train and evaluate "
+        raise UserInputError(f"{path}: a recipe has the keys preset (a config file), train, evaluate and strong "
                              f"(config values){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
     sections = {}
-    for name in ("train", "evaluate"):
+    for name in SECTIONS:
         sections[name] = recipe.get(name) or {}
         if not isinstance(sections[name], dict):
             raise UserInputError(f"{path}: '{name}' must be an object of config values")
     overrides = [f"data_root={json.dumps(data_root)}"] if data_root else []
     train_layer = (sections["train"], f"{path} (train)")
     train_cfg = load_config(recipe["preset"], overrides, layers=[train_layer])
-    eval_cfg = load_config(recipe["preset"], overrides, layers=[train_layer, (sections["evaluate"], f"{path} (evaluate)")])
+    eval_layer = (sections["evaluate"], f"{path} (evaluate)")
+    eval_cfg = load_config(recipe["preset"], overrides, layers=[train_layer, eval_layer])
+    method_given = sections["strong"].get("attribution_attack_method", "strong")
+    if method_given != "strong":
+        raise UserInputError(f"{path}: strong.attribution_attack_method is {method_given!r}; the strong section "
+                             "configures the strong evaluation, so leave it out or give \"strong\"")
+    strong_layer = ({**sections["strong"], "attribution_attack_method": "strong"}, f"{path} (strong)")
+    strong_cfg = load_config(recipe["preset"], overrides, layers=[train_layer, eval_layer, strong_layer])
+    if strong_cfg.strong_direction_ig_steps is None:
+        # Resolved here as the evaluation resolves it, so a finished evaluation is recognised as current.
+        strong_cfg = strong_cfg.replace(strong_direction_ig_steps=strong_direction_steps(strong_cfg))
     if train_cfg.dataset != dataset:
         raise UserInputError(f"{path}: dataset is '{train_cfg.dataset}', expected '{dataset}' from its folder")
-    return Unit(path, Path(recipe["preset"]), train_cfg, eval_cfg)
+    return Unit(path, Path(recipe["preset"]), train_cfg, eval_cfg, strong_cfg)
 
 
 def _machine() -> dict[str, Any]:
@@ -121,13 +141,13 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
              data_root: str | None = None, force: bool = False) -> dict[str, Any]:
     """Run or finish one unit; returns its ``unit.json`` content (``"skipped": True`` if it was finished)."""
     from robustattr.evaluation import (
-        ATTRIBUTION_RESULT_FILE, PGD_RESULT_FILE, evaluate_attribution, evaluate_pgd,
+        ATTRIBUTION_RESULT_FILE, PGD_RESULT_FILE, STRONG_RESULT_FILE, evaluate_attribution, evaluate_pgd,
     )
     from robustattr.evaluation.panel import write_figure
 
     recipes, results = Path(recipes), Path(results)
     unit_recipe = _recipe(recipes, dataset, method, data_root)
-    path, cfg, eval_cfg = unit_recipe.path, unit_recipe.train, unit_recipe.evaluate
+    path, cfg, eval_cfg, strong_cfg = unit_recipe.path, unit_recipe.train, unit_recipe.evaluate, unit_recipe.strong
     out = results / dataset / method
     unit_file = out / UNIT_FILE
     digest = unit_recipe.digest()  # now: an edit while the unit runs must not be credited to it
@@ -165,12 +185,14 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
           else (evaluate_pgd(eval_cfg) and "evaluated"))
     phase("eval_attribution", lambda: "reused" if evaluation_is_current(
         run_dir / ATTRIBUTION_RESULT_FILE, eval_cfg, ATTRIBUTION_KEYS) else (evaluate_attribution(eval_cfg) and "evaluated"))
+    phase("eval_attribution_strong", lambda: "reused" if evaluation_is_current(
+        run_dir / STRONG_RESULT_FILE, strong_cfg, STRONG_KEYS) else (evaluate_attribution(strong_cfg) and "evaluated"))
     out.mkdir(parents=True, exist_ok=True)
     def figure() -> str:
         index = _figure_index(dataset, [run_dir])
         if index is None:
             return "skipped (no test image of the subset was attacked)"
-        write_figure([run_dir], index=index, out=out / "figure.png", overrides=_attack_overrides(eval_cfg))
+        write_figure([run_dir], index=index, out=out / "figure.png", overrides=_attack_overrides(strong_cfg))
         return f"drawn (test image {index})"
 
     phase("figure", figure)
@@ -180,6 +202,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
             atomic_write_bytes(out / name, (run_dir / name).read_bytes())
     pgd = read_result(run_dir / PGD_RESULT_FILE, PGD_RESULT)
     attr = read_result(run_dir / ATTRIBUTION_RESULT_FILE, ATTRIBUTION_RESULT)
+    strong = read_result(run_dir / STRONG_RESULT_FILE, ATTRIBUTION_RESULT)
     unit = {
         "dataset": dataset, "method": method, "recipe": str(path), "recipe_sha256": digest,
         "run_dir": str(run_dir), "train_steps": pgd.get("checkpoint_step"), "init_from": cfg.init_from,
@@ -187,7 +210,9 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
         "results": {"natural_accuracy": pgd.get("natural_accuracy"), "adversarial_accuracy": pgd.get("adversarial_accuracy"),
                     "top_k_intersection": attr.get("top_k_intersection"), "kendall": attr.get("kendall"),
                     "spearman": attr.get("spearman"), "num_attacked": attr.get("num_attacked"),
-                    "num_not_found": attr.get("num_not_found")},
+                    "num_not_found": attr.get("num_not_found"),
+                    "strong": {k: strong.get(k) for k in ("top_k_intersection", "kendall", "spearman",
+                                                          "num_attacked", "num_not_found")}},
         "machine": _machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # Written last: its presence marks the unit finished.
@@ -213,9 +238,10 @@ def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
 
 
 def _attack_overrides(cfg: Config) -> list[str]:
-    """The evaluation's attack settings as ``K=V`` strings, so a figure shows the attack it measured."""
+    """The strong evaluation's attack settings as ``K=V`` strings, so a figure shows the attack it
+    measured (the figure draws the strong evaluation's lowest-τ perturbation)."""
     values = cfg.to_dict()
-    return [f"{k}={json.dumps(values[k])}" for k in ATTRIBUTION_KEYS if k != "num_attribution_examples"]
+    return [f"{k}={json.dumps(values[k])}" for k in STRONG_KEYS if k != "num_attribution_examples"]
 
 
 def _dataset_figures(dataset: str, units: list[tuple[str, Unit]], results: Path) -> list[str]:
@@ -237,7 +263,7 @@ def _dataset_figures(dataset: str, units: list[tuple[str, Unit]], results: Path)
             notes.append("attack figure not drawn: no test image was attacked on every model")
         else:
             figure = write_figure(run_dirs, index=index, out=results / dataset / "figure-methods.png",
-                                  overrides=_attack_overrides(units[0][1].evaluate))
+                                  overrides=_attack_overrides(units[0][1].strong))
             notes.append(f"attack figure (test image {index}, one row per method): {figure}")
     return notes
 
@@ -245,7 +271,7 @@ def _dataset_figures(dataset: str, units: list[tuple[str, Unit]], results: Path)
 def run_repro(dataset: str, *, methods: list[str] | None = None, recipes: str | Path = "configs/repro",
               results: str | Path = "results", data_root: str | None = None, force: bool = False) -> str:
     """Run or resume the dataset's units, then write and return its report (Markdown)."""
-    from robustattr.reports import collect_rows, format_rows
+    from robustattr.reports import collect_rows, format_criteria, format_rows, judge_aims, judge_shape
 
     recipes, results = Path(recipes), Path(results)
     # Default: every method with a recipe for the dataset, in the order fine-tuning needs.
@@ -263,9 +289,16 @@ def run_repro(dataset: str, *, methods: list[str] | None = None, recipes: str | 
         lines.append(f"- {dataset}/{method}: {state}; {phases}")
     units = [(m, _recipe(recipes, dataset, m, data_root)) for m in METHODS if (results / dataset / m / UNIT_FILE).is_file()]
     rows = collect_rows([results / dataset / m for m, _ in units])
-    table = format_rows(rows, "md")
+    sections = [f"# robustattr repro — {dataset}", ""]
+    for evaluation, title in (("faithful", "IN/CO under the faithful attack (the paper's)"),
+                              ("strong", "IN/CO under the strong evaluation (worst case over a portfolio)")):
+        chosen = [r for r in rows if r.evaluation == evaluation]
+        if chosen:
+            sections += [f"## {title}", "", format_rows(chosen, "md"), "### The paper's shape", "",
+                         format_criteria(judge_shape(chosen)), ""]
+    sections += ["## Aims of the reproduction's training", "", format_criteria(judge_aims(rows)), ""]
     notes = _dataset_figures(dataset, units, results)
-    text = "\n".join([f"# robustattr repro — {dataset}", "", table, "", "Units:", *lines, "", *notes, ""])
+    text = "\n".join([*sections, "Units:", *lines, "", *notes, ""])
     atomic_write_bytes(results / dataset / "report.md", text.encode())
     return text
 

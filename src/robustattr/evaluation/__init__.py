@@ -9,6 +9,8 @@ from robustattr.evaluation.accuracy import PGD_RESULT_FILE, evaluate_pgd
 from robustattr.evaluation.attribution_robustness import (
     ATTRIBUTION_EXAMPLES_FILE,
     ATTRIBUTION_RESULT_FILE,
+    STRONG_EXAMPLES_FILE,
+    STRONG_RESULT_FILE,
     evaluate_attribution,
 )
 from robustattr.evaluation.per_example import AttributionRobustness, attribution_robustness_of
@@ -21,4 +23,6 @@ __all__ = [
     "PGD_RESULT_FILE",
     "ATTRIBUTION_RESULT_FILE",
     "ATTRIBUTION_EXAMPLES_FILE",
+    "STRONG_RESULT_FILE",
+    "STRONG_EXAMPLES_FILE",
 ]

@@ -37,8 +37,8 @@ from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json
 from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
-           "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "attack_from_config", "target_map_from_box",
-           "example_generator"]
+           "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "strong_direction_steps",
+           "attack_from_config", "target_map_from_box", "example_generator"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +114,13 @@ def _settings_beyond_the_paper(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def strong_direction_steps(cfg: Any) -> int:
+    """IG points of the strong evaluation's non-faithful directions: the key, else num_IG_steps // 4."""
+    return cfg.strong_direction_ig_steps or max(1, cfg.num_IG_steps // 4)
+
+
 def _strong_settings(cfg: Any) -> dict[str, Any]:
-    direction = cfg.strong_direction_ig_steps or max(1, cfg.num_IG_steps // 4)
+    direction = strong_direction_steps(cfg)
     return {
         "strong_random_starts": cfg.strong_random_starts,
         "strong_direction_ig_steps": direction,
