@@ -333,6 +333,9 @@ class Config:
     approx_factor: int = _key(_INT, 1, "PGD keeps every approx_factor-th of the m points", _UPTO_M)
     optimizer: str = _key(_choice("adam", "momentum"), _by_dataset("adam", "momentum"), "adam or momentum")
     learning_rate: float = _key(_FLOAT, 1e-4, "Adam learning rate", _POS)
+    learning_rate_schedule: tuple[tuple[int, float], ...] | None = _key(
+        _schedule, None, "adam: [[step, lr], ...] piecewise constant like step_size_schedule, replacing "
+        "learning_rate (null: constant learning_rate, the paper's)", nullable=True)
     step_size_schedule: tuple[tuple[int, float], ...] = _key(
         _schedule, ((0, 0.001), (500, 0.01), (60000, 0.001)), "momentum: [[step, lr], ...]")
     weight_decay: float = _key(_FLOAT, _by_dataset(0.0, 2e-4), "L2 weight decay", _NONNEG)

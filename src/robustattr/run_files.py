@@ -20,9 +20,9 @@ __all__ = ["RESUME_KEYS", "RUN_CONFIG", "METRICS_LINE", "read_run_config", "read
 RESUME_KEYS = ("dataset", "model", "training_objective", "optimizer", "learning_rate", "step_size_schedule",
                "weight_decay", "momentum", "training_batch_size", "random_seed", "np_random_seed", "m",
                "lambda", "approx_factor", "epsilon", "num_steps", "step_size", "random_start", "loss_func",
-               "loss_reduction", "init_from", "epsilon_ramp_steps")
+               "loss_reduction", "init_from", "epsilon_ramp_steps", "learning_rate_schedule")
 #: What a key absent from an older run's config means (it was written before the key existed).
-ABSENT_RESUME_KEYS = {"epsilon_ramp_steps": 0}
+ABSENT_RESUME_KEYS = {"epsilon_ramp_steps": 0, "learning_rate_schedule": None}
 
 #: What readers of a run's ``config.json`` rely on (the full schema is ``robustattr.config``'s).
 RUN_CONFIG = record(

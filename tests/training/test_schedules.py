@@ -38,3 +38,10 @@ def test_epsilon_ramp_grows_linearly_to_epsilon_and_is_off_by_default() -> None:
     ramp = SimpleNamespace(epsilon=0.3, epsilon_ramp_steps=4)
     assert [round(epsilon_at(ramp, s), 6) for s in range(6)] == [0.075, 0.15, 0.225, 0.3, 0.3, 0.3]
     assert epsilon_at(SimpleNamespace(epsilon=0.3, epsilon_ramp_steps=0), 0) == 0.3
+
+
+def test_adam_learning_rate_schedule_replaces_the_constant_rate_when_set() -> None:
+    constant = SimpleNamespace(optimizer="adam", learning_rate=1e-3, learning_rate_schedule=None)
+    assert [learning_rate_at(constant, s) for s in (0, 10_000)] == [1e-3, 1e-3]
+    decayed = SimpleNamespace(optimizer="adam", learning_rate=1e-3, learning_rate_schedule=[[0, 1e-3], [3000, 1e-4]])
+    assert [learning_rate_at(decayed, s) for s in (0, 3000, 3001)] == [1e-3, 1e-3, 1e-4]

@@ -210,3 +210,18 @@ def test_epsilon_ramp_changes_training_and_resumes_exactly(config_file, tmp_path
     assert _train(config_file, straight, "adv", 6, ramp, "continue_train=true") == 0
     capsys.readouterr()
     _assert_same_weights(straight / "checkpoint-00000006.safetensors", resumed / "checkpoint-00000006.safetensors")
+
+
+def test_learning_rate_schedule_is_followed_logged_and_resumed_exactly(config_file, tmp_path, capsys) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    schedule = "learning_rate_schedule=[[0, 0.001], [2, 0.0001]]"
+    assert _train(config_file, straight, "nat", 6, schedule) == 0
+    # Steps 0, 2, 4 logged; step 2 is still in the first piece (s == boundary stays there, as in TF).
+    assert [m["lr"] for m in _metrics(straight)] == pytest.approx([1e-3, 1e-3, 1e-4])
+    assert _train(config_file, resumed, "nat", 3, schedule) == 0
+    assert _train(config_file, resumed, "nat", 6, schedule, "continue_train=true") == 0
+    capsys.readouterr()
+    _assert_same_weights(straight / "checkpoint-00000006.safetensors", resumed / "checkpoint-00000006.safetensors")
+    # Changing the schedule of a run that is being resumed changes its weights: refused.
+    assert _train(config_file, resumed, "nat", 8, "continue_train=true") == 2
+    assert "learning_rate_schedule" in capsys.readouterr().err

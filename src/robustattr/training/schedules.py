@@ -48,9 +48,15 @@ def epsilon_at(cfg: Any, step: int) -> float:
 
 
 def learning_rate_at(cfg: Any, step: int) -> float:
-    """Learning rate of the update that follows ``step`` completed updates."""
+    """Learning rate of the update that follows ``step`` completed updates.
+
+    Adam: ``learning_rate`` (the paper's constant rate), or ``learning_rate_schedule`` when set (a
+    decay for short budgets; read like ``step_size_schedule``). Momentum: ``step_size_schedule``.
+    A function of the step only, so a resumed run continues the schedule exactly.
+    """
     if cfg.optimizer == "adam":
-        return float(cfg.learning_rate)
+        schedule = getattr(cfg, "learning_rate_schedule", None)
+        return float(cfg.learning_rate) if not schedule else PiecewiseConstant(schedule)(step)
     return PiecewiseConstant(cfg.step_size_schedule)(step)
 
 
