@@ -121,3 +121,16 @@ def test_figure_never_shows_an_unmoved_image_as_attacked(evaluated_run, tmp_path
     moved = compute_panel(load_run_or_config(str(evaluated_run), tiny), 0, "strong")
     assert moved.moved and moved.kendall < 1 and "lowest τ by" in moved.attack
     assert (moved.image_adv != moved.image).any()
+
+
+def test_budgets_name_the_short_budget_optimisation(evaluated_run, tmp_path, capsys):
+    """A fine-tuned run with a larger rate, a decay and an ε warm-up says so beside its numbers."""
+    run = Path(shutil.copytree(evaluated_run, tmp_path / "tuned"))
+    config = json.loads((run / "config.json").read_text())
+    config.update(init_from="runs/natural", learning_rate_schedule=[[0, 0.001], [3000, 0.0001]], epsilon_ramp_steps=1000)
+    (run / "config.json").write_text(json.dumps(config))
+    text = _report(capsys, str(run))
+    assert "fine-tuned from runs/natural (paper: from scratch)" in text
+    assert "Adam learning rate 0.001 from step 0, 0.0001 from step 3000 (paper 0.0001 throughout)" in text
+    assert "training PGD radius ramped up over the first 1000 steps (paper: constant)" in text
+    assert "fine-tuned" not in _report(capsys, str(evaluated_run))

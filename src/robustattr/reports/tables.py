@@ -98,6 +98,7 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
             for key in ("m", "num_steps") if objective != "adv" else ("num_steps",):
                 if config.get(key, paper_cfg[key]) < paper_cfg[key]:
                     reduced.append(f"training {key} {config.get(key)} (paper {paper_cfg[key]})")
+        reduced += _optimisation_departures(config, paper_cfg)
         if pgd:
             aa_examples = pgd.get("num_adversarial_examples") or pgd.get("num_examples")
             budget["pgd"] = {
@@ -131,6 +132,22 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
                 num_unmoved=result.get("num_not_found"),
             ))
     return rows
+
+
+def _optimisation_departures(config: dict[str, Any], paper_cfg: dict[str, Any]) -> list[str]:
+    """How a run's optimisation departs from the paper's, as short budgets do (docs/results.md)."""
+    out = []
+    if config.get("init_from"):
+        out.append(f"fine-tuned from {config['init_from']} (paper: from scratch)")
+    if config.get("optimizer", paper_cfg["optimizer"]) == "adam":
+        if config.get("learning_rate_schedule"):
+            pieces = ", ".join(f"{lr:g} from step {step}" for step, lr in config["learning_rate_schedule"])
+            out.append(f"Adam learning rate {pieces} (paper {paper_cfg['learning_rate']:g} throughout)")
+        elif config.get("learning_rate", paper_cfg["learning_rate"]) != paper_cfg["learning_rate"]:
+            out.append(f"Adam learning rate {config['learning_rate']:g} (paper {paper_cfg['learning_rate']:g})")
+    if config.get("epsilon_ramp_steps"):
+        out.append(f"training PGD radius ramped up over the first {config['epsilon_ramp_steps']} steps (paper: constant)")
+    return out
 
 
 def _attack_budget(result: dict[str, Any]) -> dict[str, Any]:
