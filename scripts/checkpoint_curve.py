@@ -20,6 +20,7 @@ from pathlib import Path
 from robustattr.checkpoints import list_checkpoints
 from robustattr.config import load_run_or_config, read_json_file
 from robustattr.evaluation import evaluate_pgd
+from robustattr.evaluation.results import write_json_atomic
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def main() -> None:
         record = {"run_dir": str(args.run_dir), "examples": args.examples,
                   "pgd": {k: overrides.get(k) for k in ("num_steps", "step_size", "random_start", "loss_func")},
                   "checkpoints": rows}
-        (args.out / "checkpoint_curve.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_json_atomic(args.out / "checkpoint_curve.json", record)
 
 
 if __name__ == "__main__":
