@@ -8,7 +8,8 @@ import scipy.stats
 import torch
 
 from robustattr.metrics import (
-    cosine_similarity, diverse_top_k_mask, kendall_tau, lens_kendall_tau, lens_top_k_intersection,
+    cosine_similarity, diverse_lens_precision, diverse_lens_recall, diverse_top_k_intersection, diverse_top_k_mask,
+    kendall_tau, lens_kendall_tau, lens_precision, lens_recall, lens_top_k_intersection, neighbourhood_kendall_tau,
     top_k_intersection,
 )
 
@@ -99,9 +100,10 @@ def test_diverse_top_k_runs_out_of_candidates_gracefully():
 
 
 @pytest.mark.parametrize("window", [1, 3])
-def test_lens_kendall_is_kendall_of_local_maxima(window):
+def test_neighbourhood_kendall_is_kendall_of_local_maxima(window):
     a, b = _maps(3)
-    got = lens_kendall_tau(a, b, window)
+    got = neighbourhood_kendall_tau(a, b, window)
+    torch.testing.assert_close(lens_kendall_tau(a, b, window), got)  # the deprecated name, same values
     for i in range(a.shape[0]):
         pa, pb = naive_local_max(a[i].numpy(), window), naive_local_max(b[i].numpy(), window)
         want = scipy.stats.kendalltau(pa.ravel(), pb.ravel()).statistic
@@ -115,4 +117,109 @@ def test_bad_window_is_refused():
     with pytest.raises(ValueError, match="window must be an odd integer"):
         lens_top_k_intersection(a, b, 5, window=2)
     with pytest.raises(ValueError, match="window must be an odd integer"):
-        lens_kendall_tau(a, b, window=0)
+        neighbourhood_kendall_tau(a, b, window=0)
+    for score in (lens_recall, lens_precision, diverse_top_k_intersection):
+        with pytest.raises(ValueError, match="window must be an odd integer"):
+            score(a, b, 5, window=4)
+        with pytest.raises(ValueError, match="k must be in 1..99"):
+            score(a, b, 100)
+    with pytest.raises(ValueError, match="LENS metrics take"):
+        lens_recall(a.flatten(1), b.flatten(1), 5)
+
+
+# ---- the LENS authors' family: a second transcription, flat indices and Python sets -------------
+
+def naive_window(p: int, h: int, w: int, window: int, compat: bool) -> set[int]:
+    """The window around flat pixel p: a clipped 2-D square, or (compat) flat offsets dr*W + dc kept in 0 < q < H*W."""
+    r = window // 2
+    if compat:
+        return {p + dr * w + dc for dr in range(-r, r + 1) for dc in range(-r, r + 1) if 0 < p + dr * w + dc < h * w}
+    i, j = divmod(p, w)
+    return {a * w + b for a in range(i - r, i + r + 1) for b in range(j - r, j + r + 1) if 0 <= a < h and 0 <= b < w}
+
+
+def naive_order(m: list[float]) -> list[int]:
+    return sorted(range(len(m)), key=lambda p: (-m[p], p))  # ties: lower flat index first
+
+
+def naive_div(m: list[float], k: int, h: int, w: int, window: int, k1: int, compat: bool) -> set[int]:
+    candidates = naive_order(m)[:k1]
+    chosen: set[int] = set()
+    while candidates and len(chosen) < k:
+        p = candidates[0]
+        chosen.add(p)
+        gone = naive_window(p, h, w, window, compat) | {p}
+        candidates = [q for q in candidates if q not in gone]
+    return chosen
+
+
+def naive_scores(a: np.ndarray, b: np.ndarray, k: int, window: int, k1: int, compat: bool) -> dict[str, float]:
+    h, w = a.shape
+    fa, fb = a.ravel().tolist(), b.ravel().tolist()
+
+    def grow(s: set[int]) -> set[int]:
+        return set().union(*(naive_window(p, h, w, window, compat) for p in s))
+
+    ta, tb = set(naive_order(fa)[:k]), set(naive_order(fb)[:k])
+    da, db = naive_div(fa, k, h, w, window, k1, compat), naive_div(fb, k, h, w, window, k1, compat)
+    return {"recall": len(grow(ta) & tb) / k, "precision": len(ta & grow(tb)) / k, "div": len(da & db) / k,
+            "div_recall": len(grow(da) & db) / k, "div_precision": len(da & grow(db)) / k}
+
+
+def _check_family(a: torch.Tensor, b: torch.Tensor, k: int, window: int, k1: int, compat: bool) -> None:
+    got = {"recall": lens_recall(a, b, k, window, compat), "precision": lens_precision(a, b, k, window, compat),
+           "div": diverse_top_k_intersection(a, b, k, window, k1, compat),
+           "div_recall": diverse_lens_recall(a, b, k, window, k1, compat),
+           "div_precision": diverse_lens_precision(a, b, k, window, k1, compat)}
+    for i in range(a.shape[0]):
+        want = naive_scores(a[i].numpy(), b[i].numpy(), k, window, k1, compat)
+        assert {name: v[i].item() for name, v in got.items()} == pytest.approx(want, abs=1e-6), (i, k, window)  # float32 scores
+
+
+@pytest.mark.parametrize("compat", [False, True])
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_lens_family_equals_a_naive_transcription_on_random_maps(window, compat):
+    a, b = _maps(5)
+    for k in (1, 12, 60, 98, 99):  # up to k = H*W
+        _check_family(a, b, k, window, 40, compat)
+    ties_a, ties_b = torch.round(a * 3) / 3, torch.round(b * 2) / 2  # a few values: ties everywhere
+    for k in (7, 50, 99):
+        _check_family(ties_a, ties_b, k, window, 600, compat)
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_lens_family_equals_a_naive_transcription_on_real_mnist_maps(mnist_root, compat):
+    from robustattr import data
+
+    x, _ = data.load("mnist", "test", root=mnist_root).batch(torch.arange(4))
+    a = x[:, 0].double()  # digits: most pixels tie at 0
+    gen = torch.Generator().manual_seed(0)
+    b = torch.roll(a, 1, dims=2) * (0.8 + 0.4 * torch.rand(a.shape, generator=gen, dtype=torch.float64))
+    b[3] = torch.rand(28, 28, generator=gen, dtype=torch.float64)
+    for k in (100, 783, 784):
+        _check_family(a, b, k, 3, 600, compat)
+
+
+def test_compat_windows_wrap_across_rows_and_drop_pixel_zero():
+    a = torch.zeros(1, 4, 5)
+    b = torch.zeros(1, 4, 5)
+    a[0, 1, 4], b[0, 2, 0] = 1.0, 1.0  # flat 9 and 10: neighbours only by wrapping the row end
+    assert lens_recall(a, b, 1).item() == 0.0 and lens_recall(a, b, 1, compat=True).item() == 1.0
+    a, b = torch.zeros(1, 4, 5), torch.zeros(1, 4, 5)
+    a[0, 0, 1], b[0, 0, 0] = 1.0, 1.0
+    assert lens_recall(a, b, 1).item() == 1.0 and lens_recall(a, b, 1, compat=True).item() == 0.0
+    assert lens_precision(b, b, 1, window=1).item() == 1.0 and lens_precision(b, b, 1, 1, compat=True).item() == 0.0
+
+
+def test_lens_precision_is_the_old_lens_top_k_intersection_and_recall_its_mirror():
+    a, b = _maps(6)  # continuous values: no ties, so both top-k rules agree
+    for diverse in (False, True):
+        old = lens_top_k_intersection(a, b, 10, 3, diverse=diverse)
+        mirrored = lens_top_k_intersection(b, a, 10, 3, diverse=diverse)
+        if diverse:
+            new, new_recall = diverse_lens_precision(a, b, 10, candidates=99), diverse_lens_recall(a, b, 10, candidates=99)
+        else:
+            new, new_recall = lens_precision(a, b, 10), lens_recall(a, b, 10)
+        torch.testing.assert_close(new, old)
+        torch.testing.assert_close(new_recall, mirrored)
+    torch.testing.assert_close(lens_recall(a, b, 10, window=1), top_k_intersection(a, b, 10))
