@@ -186,7 +186,7 @@ BAD = [
     ("attribution_attack_target=[5,5,5,10]", r"'attribution_attack_target' .*non-empty box"),
     ("attribution_attack_target=[1,2,3]", r"'attribution_attack_target' .*4 integers"),
     ("attribution_attack_method=target", r"'attribution_attack_target' = null .*'target'"),
-    ("training_objective=madry", r"'training_objective' = \"madry\" .*nat, adv, ar, adv_ar"),
+    ("training_objective=madri", r"'training_objective' = \"madri\" .*nat, adv, ar, adv_ar"),
     ("loss_func=ce", r"'loss_func' = \"ce\" .*xent"),
     ("attribution_attack_method=topk", r"'attribution_attack_method' .*did you mean 'topK'"),
     ("attribution_attack_measure=tau", r"'attribution_attack_measure' .*kendall"),

@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from robustattr.data.catalog import DATASETS, DatasetInfo
+from robustattr.devices import resolve_device
 from robustattr.errors import UserInputError, did_you_mean
 from robustattr.json_files import Shape, parse_json_text, read_json
-
-if TYPE_CHECKING:
-    import torch
+from robustattr.training.objectives.registry import OBJECTIVES, all_objective_keys, objective_info, objective_names
+from robustattr.keys import (
+    BOOL, FLOAT, INT, NONNEG, ONE, POS, SEED, STR, UNIT, BadValue, Check, Given, KeySpec, Kind, choice, is_int, kind,
+    rule,
+)
 
 __all__ = ["ALIASES", "Config", "describe_keys", "load_config", "load_run_or_config", "read_json_file",
            "resolve_device"]
@@ -36,18 +39,12 @@ __all__ = ["ALIASES", "Config", "describe_keys", "load_config", "load_run_or_con
 #: The original code's other spellings (spec §10.5), accepted on input only.
 ALIASES = {"k": "num_steps", "a": "step_size", "tf_random_seed": "random_seed",
            "numpy_random_seed": "np_random_seed"}
-_SMALL = ("mnist", "fashion-mnist")  # 28x28 grey images, Adam; the others use the ResNets
 _HELP = "run `robustattr config check --help` for every key"
 
 
-class _Bad(Exception):
-    """A value problem in words ("must be > 0"); ``_Spec.resolve`` adds the key, value and origin."""
-
-
-class _Given(NamedTuple):
-    value: Any
-    origin: str  # the file, "--set", ...
-    spelled: str  # the key as written (perhaps an alias)
+_Bad = BadValue
+_Given = Given
+_Spec = KeySpec
 
 
 class _Resolver:
@@ -60,7 +57,8 @@ class _Resolver:
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.values:
-            self.values[key] = _SPECS[key].resolve(key, self)
+            spec = _SPECS.get(key) or objective_info(self["training_objective"]).keys[key]
+            self.values[key] = spec.resolve(key, self)
         return self.values[key]
 
     @property
@@ -82,66 +80,14 @@ class _Resolver:
         return self["dataset"] not in DATASETS
 
 
-Kind = Callable[[Any], Any]  # type check and normalisation (int -> float, list -> tuple)
-Check = Callable[[Any, _Resolver], None]  # range / cross-key check
-
-
-@dataclass(frozen=True)
-class _Spec:
-    kind: Kind
-    default: Any  # a value, or a function of the _Resolver
-    doc: str
-    check: Check | None = None
-    nullable: bool = False
-    key: str = ""  # the JSON key, where it differs from the attribute name
-
-    def resolve(self, key: str, r: _Resolver) -> Any:
-        given = r.given.get(key)
-        value = None
-        try:
-            if given is None:
-                value = self.default(r) if callable(self.default) else self.default
-            elif given.value is not None or not self.nullable:
-                try:
-                    value = self.kind(given.value)
-                except _Bad as exc:
-                    raise _Bad(f"{exc} or null" if self.nullable else str(exc)) from None
-            if self.check is not None:
-                self.check(value, r)
-        except _Bad as exc:
-            name = f"'{key}'" if given is None or given.spelled == key else f"'{given.spelled}' ('{key}')"
-            shown = json.dumps(value if given is None else given.value, default=str)
-            if len(shown) > 1000:  # a 5,000-digit --set value or a long list: the start says enough
-                shown = f"{shown[:60]}... ({len(shown)} characters)"
-            where = "default" if given is None else f"from {given.origin}"
-            raise UserInputError(f"config key {name} = {shown} ({where}): {exc}") from None
-        return value
-
-
 def _key(kind: Kind, default: Any, doc: str, check: Check | None = None, *,
          nullable: bool = False, key: str = "") -> Any:
     return field(metadata={"spec": _Spec(kind, default, doc, check, nullable, key)})
 
 
-# --- type checks ---------------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)  # JSON true is not 1
-
-
-def _kind(ok: Callable[[Any], bool], text: str, convert: Kind = lambda v: v) -> Kind:
-    def kind(v: Any) -> Any:
-        if not ok(v):
-            raise _Bad(text)
-        return convert(v)
-    return kind
-
-
-_INT = _kind(_is_int, "must be an integer")
-_FLOAT = _kind(lambda v: _is_int(v) and abs(v) < 1e300 or isinstance(v, float) and math.isfinite(v),
-               "must be a finite number", float)
-_BOOL = _kind(lambda v: isinstance(v, bool), "must be true or false")
-_STR = _kind(lambda v: isinstance(v, str | os.PathLike) and os.fspath(v) != "", "must be a non-empty string",
-             os.fspath)
+# --- type checks (robustattr.keys has the common ones) -------------------------------------------
+_is_int, _kind, _choice, _rule = is_int, kind, choice, rule
+_INT, _FLOAT, _BOOL, _STR = INT, FLOAT, BOOL, STR
 _DEVICE = _kind(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
                 "must be auto, cpu, cuda or cuda:N")
 _USER_PREFIXES = ("npz:", "folder:")
@@ -159,14 +105,6 @@ _SIZE = _kind(lambda v: _is_int(v) and v >= 1 or isinstance(v, list | tuple) and
     lambda v: (v, v) if _is_int(v) else (v[0], v[1]))
 _BOX = _kind(lambda v: isinstance(v, list | tuple) and len(v) == 4 and all(map(_is_int, v)),
              "must be a box [row0, col0, row1, col1] of 4 integers (end exclusive)", tuple)
-
-
-def _choice(*choices: str) -> Kind:
-    def kind(v: Any) -> str:
-        if not isinstance(v, str) or v not in choices:
-            raise _Bad(f"must be one of {', '.join(choices)}{did_you_mean(str(v), choices)}")
-        return v
-    return kind
 
 
 def _schedule(v: Any) -> tuple[tuple[int, float], ...]:
@@ -191,19 +129,21 @@ def _schedule(v: Any) -> tuple[tuple[int, float], ...]:
 
 
 # --- range and cross-key checks ------------------------------------------------------------------
-def _rule(ok: Callable[[Any, _Resolver], bool], text: str | Callable[[_Resolver], str]) -> Check:
-    """A check from a predicate and the allowed range in words (maybe a function of other keys)."""
-    def check(v: Any, r: _Resolver) -> None:
-        if v is not None and not ok(v, r):
-            raise _Bad(text(r) if callable(text) else text)
-    return check
+_NONNEG, _POS, _ONE, _UNIT, _SEED = NONNEG, POS, ONE, UNIT, SEED
 
 
-_NONNEG = _rule(lambda v, r: v >= 0, "must be >= 0")
-_POS = _rule(lambda v, r: v > 0, "must be > 0")
-_ONE = _rule(lambda v, r: v >= 1, "must be >= 1")
-_UNIT = _rule(lambda v, r: 0 <= v < 1, "must be in [0, 1)")
-_SEED = _rule(lambda v, r: 0 <= v < 2**32, "must be between 0 and 4294967295 (2**32 - 1)")
+def _upto(low: int, high: int, why: str) -> Check:
+    """``low <= value <= high``, where ``high`` is far beyond what any machine could do (``why`` says
+    so in the message): a value a few digits too long is refused by ``config check``, not mid-run."""
+    return _rule(lambda v, r: low <= v <= high, f"must be between {low} and {high} ({why})")
+
+
+_STEPS0, _STEPS1 = (_upto(n, 10**9, "10**9 steps would take years on any machine") for n in (0, 1))
+_BATCH = _upto(1, 2**20, "2**20 images in one batch exceed any accelerator's memory")
+_EXAMPLES = _upto(1, 10**9, "more images than any dataset holds")
+_POINTS = _upto(1, 10**6, "10**6 points per image exceed any machine's memory and time")
+_COUNT0, _COUNT1 = (_upto(n, 10**6, "10**6 exceeds any machine's disk or time") for n in (0, 1))
+_MEGABYTES = _upto(1, 2**30, "2**30 MB is a pebibyte, more memory than any machine has")
 _PIXELS = _rule(lambda v, r: 1 <= v <= r.info.num_pixels,
                 lambda r: f"must be between 1 and {r.info.num_pixels} (H*W of {r['dataset']})")
 _UPTO_M = _rule(lambda v, r: 1 <= v <= r["m"], lambda r: f"must be between 1 and m (= {r['m']})")
@@ -243,25 +183,14 @@ def _box_inside(v: tuple[int, int, int, int] | None, r: _Resolver) -> None:
 
 # --- defaults that depend on other keys ----------------------------------------------------------
 def _mnist_like(r: _Resolver) -> bool:
-    return r["dataset"] in _SMALL or r.user_data
+    """Trained like the original's MNIST scripts (the catalog's trait; users' data too)."""
+    return r.user_data or r.info.mnist_scripts
 
 
-def _by_dataset(small: Any, large: Any, **special: Any) -> Callable[[_Resolver], Any]:
-    """The MNIST/F-MNIST value (also users' data), the GTSRB/Flower value, exceptions by name ('-' written '_')."""
-    return lambda r: special.get(r["dataset"].replace("-", "_"), small if _mnist_like(r) else large)
-
-
-def _in_pixels(small: float, large: float, **special: float) -> Callable[[_Resolver], float]:
-    """Like ``_by_dataset`` for a length in pixel units: users' data get MNIST's value scaled from [0, 1]
-    to their ``pixel_range``."""
-    builtin = _by_dataset(small, large, **special)
-    return lambda r: small * (r.info.value_range[1] - r.info.value_range[0]) if r.user_data else builtin(r)
-
-
-def _top_k(small: int, large: int, **special: int) -> Callable[[_Resolver], int]:
-    """Like ``_by_dataset`` for a pixel count: users' data get MNIST's fraction of the 784 pixels."""
-    builtin = _by_dataset(small, large, **special)
-    return lambda r: max(1, round(small * r.info.num_pixels / 784)) if r.user_data else builtin(r)
+def _dataset_default(key: str) -> Callable[[_Resolver], Any]:
+    """The dataset's default for ``key`` (``data.catalog``: per dataset; users' data get MNIST's,
+    lengths scaled to their pixel range and pixel counts to their image size)."""
+    return lambda r: r.info.defaults[key]
 
 
 def _default_model(r: _Resolver) -> str:
@@ -285,12 +214,28 @@ def _dataset_required(r: _Resolver) -> NoReturn:
 
 
 def _training_steps(r: _Resolver) -> int:
-    if not _mnist_like(r):
-        return 70001
-    return 25000 if r["training_objective"] == "nat" else 100000
+    """The dataset's training steps, or (MNIST-like) the objective's paper steps."""
+    steps = r.info.defaults.get("max_num_training_steps")
+    return steps if steps is not None else objective_info(r["training_objective"]).paper_steps
 
 
-_OBJECTIVES = ("nat", "adv", "ar", "adv_ar")
+def _objective(v: Any) -> str:
+    """Any spelling the objectives registry accepts (ar, ig-norm, IG-NORM, IGNorm ...) → its config name."""
+    if not isinstance(v, str):
+        raise _Bad("must be a string naming a training objective")
+    try:
+        return objective_info(v).name
+    except UserInputError:
+        names = objective_names()
+        raise _Bad(f"must be one of {', '.join(names)}{did_you_mean(v, names)} (or their paper names, "
+                   "e.g. IG-NORM)") from None
+
+
+def _objective_doc() -> str:
+    return ", ".join(f"{i.name} ({i.display})" if i.display.lower() != i.name else i.name
+                     for i in OBJECTIVES.values())
+
+
 _LOSSES = ("xent", "cw", "ar", "ar_approx", "adv_ar", "adv_ar_approx")
 _METHODS = ("random", "topK", "mass_center", "target", "strong")
 _MEASURES = ("kendall", "intersection", "spearman", "mass_center")
@@ -316,48 +261,48 @@ class Config:
         nullable=True)
     flower_label_order: str = _key(_choice("original", "numeric"), "original", "original (string-sorted) or numeric")
     model_dir: str = _key(_STR, _default_run_dir, "the run directory")
-    random_seed: int = _key(_INT, _by_dataset(4557077, 451760341), "torch seed (alias tf_random_seed)", _SEED)
-    np_random_seed: int = _key(_INT, lambda r: r["random_seed"] if _mnist_like(r) else 216105420,
+    random_seed: int = _key(_INT, _dataset_default("random_seed"), "torch seed (alias tf_random_seed)", _SEED)
+    np_random_seed: int = _key(_INT, lambda r: r.info.defaults["np_random_seed"] or r["random_seed"],
                                "data order seed (alias numpy_random_seed)", _SEED)
-    max_num_training_steps: int = _key(_INT, _training_steps, "training steps", _NONNEG)
-    num_output_steps: int = _key(_INT, 100, "log every N steps", _ONE)
-    num_summary_steps: int = _key(_INT, 100, "write summaries every N steps", _ONE)
-    num_checkpoint_steps: int = _key(_INT, _by_dataset(300, 1000), "checkpoint every N steps", _ONE)
-    keep_checkpoints: int = _key(_INT, 3, "checkpoints kept", _ONE)
-    training_batch_size: int = _key(_INT, _by_dataset(50, 64, flower17=16), "training batch size", _ONE)
-    training_objective: str = _key(_choice(*_OBJECTIVES), "nat", "nat, adv (Madry), ar (IG-NORM), adv_ar (IG-SUM-NORM)")
+    max_num_training_steps: int = _key(_INT, _training_steps, "training steps", _STEPS0)
+    num_output_steps: int = _key(_INT, 100, "log every N steps", _STEPS1)
+    num_summary_steps: int = _key(_INT, 100, "write summaries every N steps", _STEPS1)
+    num_checkpoint_steps: int = _key(_INT, _dataset_default("num_checkpoint_steps"), "checkpoint every N steps", _STEPS1)
+    keep_checkpoints: int = _key(_INT, 3, "checkpoints kept", _COUNT1)
+    training_batch_size: int = _key(_INT, _dataset_default("training_batch_size"), "training batch size", _BATCH)
+    training_objective: str = _key(_objective, "nat", "the training objective: " + _objective_doc())
     continue_train: bool = _key(_BOOL, False, "resume from the latest checkpoint in model_dir")
     init_from: str | None = _key(_STR, None, "run dir or checkpoint to start from", nullable=True)
-    m: int = _key(_INT, 50, "IG points of the regulariser", _ONE)
+    m: int = _key(_INT, 50, "IG points of the regulariser", _POINTS)
     lambda_: float = _key(_FLOAT, 1.0, "regulariser weight (lambda, beta)", _NONNEG, key="lambda")
     approx_factor: int = _key(_INT, 1, "PGD keeps every approx_factor-th of the m points", _UPTO_M)
-    optimizer: str = _key(_choice("adam", "momentum"), _by_dataset("adam", "momentum"), "adam or momentum")
+    optimizer: str = _key(_choice("adam", "momentum"), _dataset_default("optimizer"), "adam or momentum")
     learning_rate: float = _key(_FLOAT, 1e-4, "Adam learning rate", _POS)
     learning_rate_schedule: tuple[tuple[int, float], ...] | None = _key(
         _schedule, None, "adam: [[step, lr], ...] piecewise constant like step_size_schedule, replacing "
         "learning_rate (null: constant learning_rate, the paper's)", nullable=True)
     step_size_schedule: tuple[tuple[int, float], ...] = _key(
         _schedule, ((0, 0.001), (500, 0.01), (60000, 0.001)), "momentum: [[step, lr], ...]")
-    weight_decay: float = _key(_FLOAT, _by_dataset(0.0, 2e-4), "L2 weight decay", _NONNEG)
+    weight_decay: float = _key(_FLOAT, _dataset_default("weight_decay"), "L2 weight decay", _NONNEG)
     momentum: float = _key(_FLOAT, 0.9, "momentum coefficient", _UNIT)
     loss_reduction: str = _key(_choice("original", "sum", "mean"), "original", "original (spec §3.2), sum or mean")
-    memory_budget_mb: int | None = _key(_INT, None, "bounds the examples per IG chunk", _ONE, nullable=True)
-    num_eval_examples: int = _key(_INT, lambda r: r.info.split_sizes["test"], "test images evaluated", _ONE)
-    eval_batch_size: int = _key(_INT, 100, "evaluation batch size", _ONE)
+    memory_budget_mb: int | None = _key(_INT, None, "bounds the examples per IG chunk", _MEGABYTES, nullable=True)
+    num_eval_examples: int = _key(_INT, lambda r: r.info.split_sizes["test"], "test images evaluated", _EXAMPLES)
+    eval_batch_size: int = _key(_INT, 100, "evaluation batch size", _BATCH)
     num_adversarial_examples: int | None = _key(
-        _INT, None, "AA on the first N of them (default: all)", _ONE, nullable=True)
+        _INT, None, "AA on the first N of them (default: all)", _EXAMPLES, nullable=True)
     num_attribution_examples: int | None = _key(
-        _INT, None, "IN/CO on the first N of them (default: all)", _ONE, nullable=True)
-    attribution_batch_size: int | None = _key(_INT, None, "images attacked together", _ONE, nullable=True)
-    epsilon: float = _key(_FLOAT, _in_pixels(0.3, 8.0, fashion_mnist=0.1), "L-inf radius, pixel units", _POS)
-    num_steps: int = _key(_INT, _by_dataset(40, 7, fashion_mnist=20), "PGD steps (alias k)", _NONNEG)
-    step_size: float = _key(_FLOAT, _in_pixels(0.01, 2.0), "PGD step size (alias a)", _POS)
+        _INT, None, "IN/CO on the first N of them (default: all)", _EXAMPLES, nullable=True)
+    attribution_batch_size: int | None = _key(_INT, None, "images attacked together", _BATCH, nullable=True)
+    epsilon: float = _key(_FLOAT, _dataset_default("epsilon"), "L-inf radius, pixel units", _POS)
+    num_steps: int = _key(_INT, _dataset_default("num_steps"), "PGD steps (alias k)", _STEPS0)
+    step_size: float = _key(_FLOAT, _dataset_default("step_size"), "PGD step size (alias a)", _POS)
     random_start: bool = _key(_BOOL, True, "PGD starts at a random point of the ball")
     epsilon_ramp_steps: int = _key(
         _INT, 0, "training only: the PGD radius grows linearly to epsilon over the first N steps "
-        "(0: constant epsilon, the paper's); evaluations always use epsilon", _NONNEG)
+        "(0: constant epsilon, the paper's); evaluations always use epsilon", _STEPS0)
     loss_func: str = _key(_choice(*_LOSSES), "xent", "the loss PGD ascends")
-    num_IG_steps: int = _key(_INT, 100, "IG points of the evaluation saliency", _ONE)
+    num_IG_steps: int = _key(_INT, 100, "IG points of the evaluation saliency", _POINTS)
     attribution_attack_method: str = _key(
         _choice(*_METHODS), "topK", "attribution attack; strong = worst case over a portfolio of attacks "
         "(writes eval_attribution_strong.json beside the faithful file)")
@@ -366,26 +311,36 @@ class Config:
         _BOX, None, "[row0, col0, row1, col1] box of the target method", _box_inside, nullable=True)
     saliency_type: str = _key(_choice(*_SALIENCIES), "ig", "saliency map attacked: " + ", ".join(_SALIENCIES))
     ig_baseline: float = _key(_FLOAT, 0.0, "ig: the path's start, a constant in pixel units (0: black)")
-    smoothgrad_samples: int = _key(_INT, 50, "smoothgrad: noisy copies per map", _ONE)
+    smoothgrad_samples: int = _key(_INT, 50, "smoothgrad: noisy copies per map", _POINTS)
     smoothgrad_noise: float = _key(_FLOAT, 0.15, "smoothgrad: noise sigma as a fraction of the pixel range", _POS)
     lens_window: int = _key(_INT, 3, "side of the LENS metrics' square neighbourhood (odd)",
                             _rule(lambda v, r: v >= 1 and v % 2 == 1, "must be an odd integer >= 1"))
     attribution_attack_surrogate: str = _key(
         _choice("softplus", "none"), "softplus",
         "softplus (ReLUs smoothed, same weights) or none (the model's own gradients)")
-    k_top: int = _key(_INT, _top_k(200, 100, fashion_mnist=100, flower17=1000), "top-k pixels attacked", _PIXELS)
-    eval_k_top: int = _key(_INT, _top_k(100, 100, flower17=1000), "k of the reported intersection", _PIXELS)
-    attribution_attack_step_size: float = _key(_FLOAT, _in_pixels(0.01, 1.0), "attack step size", _POS)
-    attribution_attack_steps: int = _key(_INT, _by_dataset(100, 100, gtsrb=50), "attack iterations", _NONNEG)
-    attribution_attack_times: int = _key(_INT, 3, "attack restarts", _ONE)
+    k_top: int = _key(_INT, _dataset_default("k_top"), "top-k pixels attacked", _PIXELS)
+    eval_k_top: int = _key(_INT, _dataset_default("eval_k_top"), "k of the reported intersection", _PIXELS)
+    attribution_attack_step_size: float = _key(_FLOAT, _dataset_default("attribution_attack_step_size"), "attack step size", _POS)
+    attribution_attack_steps: int = _key(_INT, _dataset_default("attribution_attack_steps"), "attack iterations", _STEPS0)
+    attribution_attack_times: int = _key(_INT, 3, "attack restarts", _COUNT1)
     attribution_attack_flat_rule: str = _key(
         _choice("random_sign", "none"), "random_sign",
         "where the walk's objective is flat: a seeded random sign step (random_sign) or no move (none, "
         "the behaviour before 2026-12); docs/attribution-evaluation.md")
-    strong_random_starts: int = _key(_INT, 2, "strong evaluation: topK walks from random starts", _NONNEG)
+    strong_random_starts: int = _key(_INT, 2, "strong evaluation: topK walks from random starts", _COUNT0)
     strong_direction_ig_steps: int | None = _key(
         _INT, None, "strong evaluation: IG points of the non-faithful members' ascent direction "
-        "(default num_IG_steps // 4)", _ONE, nullable=True)
+        "(default num_IG_steps // 4)", _POINTS, nullable=True)
+
+    #: The chosen objective's own keys (``training.objectives.registry``), (JSON key, value) pairs in
+    #: its order; read as attributes (``cfg.beta``) and written by ``to_dict`` after the common keys.
+    objective_settings: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        for key, value in object.__getattribute__(self, "objective_settings"):
+            if key == name:
+                return value
+        raise AttributeError(f"{type(self).__name__} has no key {name!r}")
 
     def dataset_info(self) -> DatasetInfo:
         """The dataset's facts: the catalog's, or (``npz:``/``folder:``) those of the prepared data."""
@@ -403,12 +358,19 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON keys (``lambda``, not ``lambda_``) in schema order; lists, not tuples."""
-        return {key: _jsonable(getattr(self, attr)) for key, attr in _ATTR.items()}
+        out = {key: _jsonable(getattr(self, attr)) for key, attr in _ATTR.items()}
+        out.update((key, _jsonable(value)) for key, value in self.objective_settings)
+        return out
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with ``changes`` (attribute names, JSON keys or aliases), validated again."""
+        """A copy with ``changes`` (attribute names, JSON keys or aliases), validated again; a change of
+        ``training_objective`` drops the old objective's own keys."""
         renamed = {_KEY_OF.get(name, name): value for name, value in changes.items()}
-        return _build([(self.to_dict(), "the config"), (renamed, "replace()")])
+        current = self.to_dict()
+        if "training_objective" in renamed:
+            for key, _ in self.objective_settings:
+                current.pop(key)
+        return _build([(current, "the config"), (renamed, "replace()")])
 
     def digest(self) -> str:
         """sha256 of the canonical JSON (sorted keys, compact): same values, same digest."""
@@ -416,8 +378,9 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_SPECS: dict[str, _Spec] = {f.metadata["spec"].key or f.name: f.metadata["spec"] for f in fields(Config)}
-_ATTR: dict[str, str] = {f.metadata["spec"].key or f.name: f.name for f in fields(Config)}
+_SPECS: dict[str, _Spec] = {f.metadata["spec"].key or f.name: f.metadata["spec"] for f in fields(Config)
+                            if "spec" in f.metadata}
+_ATTR: dict[str, str] = {f.metadata["spec"].key or f.name: f.name for f in fields(Config) if "spec" in f.metadata}
 _KEY_OF: dict[str, str] = {attr: key for key, attr in _ATTR.items()}
 
 
@@ -428,6 +391,8 @@ def _jsonable(v: Any) -> Any:
 def describe_keys() -> str:
     """One line per key with its doc (for ``--help`` epilogs and docs), then the aliases."""
     lines = [f"  {key:<29} {spec.doc}" for key, spec in _SPECS.items()]
+    for info in OBJECTIVES.values():
+        lines += [f"  {key:<29} {info.name} only: {spec.doc}" for key, spec in info.keys.items()]
     aliases = ", ".join(f"{a} -> {k}" for a, k in ALIASES.items())
     return "config keys:\n" + "\n".join(lines) + f"\naliases: {aliases}; \"_comment\" keys are ignored"
 
@@ -439,8 +404,8 @@ def _canonical(raw: Mapping[str, Any], origin: str) -> dict[str, _Given]:
         if spelled.startswith("_comment"):
             continue
         key = ALIASES.get(spelled, spelled)
-        if key not in _SPECS:
-            hint = did_you_mean(spelled, [*_SPECS, *ALIASES])
+        if key not in _SPECS and key not in all_objective_keys():
+            hint = did_you_mean(spelled, [*_SPECS, *ALIASES, *all_objective_keys()])
             raise UserInputError(f"unknown config key '{spelled}' (from {origin}){hint}; {_HELP}")
         if key in out and out[key].value != value:
             raise UserInputError(
@@ -455,7 +420,15 @@ def _build(layers: Sequence[tuple[Mapping[str, Any], str]]) -> Config:
     for raw, origin in layers:
         given.update(_canonical(raw, origin))
     r = _Resolver(given)
-    return Config(**{attr: r[key] for key, attr in _ATTR.items()})
+    values = {attr: r[key] for key, attr in _ATTR.items()}
+    info = objective_info(r["training_objective"])
+    for key, owners in all_objective_keys().items():
+        if key in given and key not in info.keys:
+            g = given[key]
+            raise UserInputError(
+                f"config key '{g.spelled}' (from {g.origin}) belongs to training_objective "
+                f"{' / '.join(owners)}, not {info.name} ({info.display}): remove it or change training_objective")
+    return Config(**values, objective_settings=tuple((key, r[key]) for key in info.keys))
 
 
 _CONFIG_OBJECT = Shape('a JSON object {"key": value, ...}', lambda v: isinstance(v, dict))
@@ -513,24 +486,3 @@ def load_run_or_config(path: str | Path, overrides: Iterable[str] = ()) -> Confi
         raise UserInputError(f"run directory {p} has no config.json: train into it first or give a config file")
     return _build([(read_json_file(file), str(file)), ({"model_dir": str(p)}, f"run directory {p}"),
                    (_parse_overrides(overrides), "--set")])
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` is CUDA when available, else CPU; an unavailable CUDA device is a UserInputError."""
-    import torch
-
-    try:
-        _DEVICE(name)
-    except _Bad as exc:
-        raise UserInputError(f"device '{name}' {exc}") from None
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserInputError(f"device '{name}' requested but CUDA is not available "
-                                 f"(torch {torch.__version__}); use --set device=cpu or device=auto")
-        count, index = torch.cuda.device_count(), int(name.partition(":")[2] or 0)
-        if index >= count:
-            raise UserInputError(f"device '{name}' does not exist: this machine has {count} CUDA "
-                                 f"device(s), cuda:0..cuda:{count - 1}")
-    return torch.device(name)

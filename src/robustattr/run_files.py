@@ -12,15 +12,8 @@ from typing import Any
 
 from robustattr.json_files import INT, STR, nullable, read_json, read_json_lines, record
 
-__all__ = ["RESUME_KEYS", "RUN_CONFIG", "METRICS_LINE", "read_run_config", "read_metrics"]
+__all__ = ["ABSENT_RESUME_KEYS", "RUN_CONFIG", "METRICS_LINE", "read_run_config", "read_metrics"]
 
-#: Config keys that define the weights a run produces: a resumed run must agree on them with the
-#: run it continues, and a checkpoint with the ``config.json`` beside it. Budgets (steps, logging
-#: cadence), paths and evaluation-only keys may change.
-RESUME_KEYS = ("dataset", "model", "training_objective", "optimizer", "learning_rate", "step_size_schedule",
-               "weight_decay", "momentum", "training_batch_size", "random_seed", "np_random_seed", "m",
-               "lambda", "approx_factor", "epsilon", "num_steps", "step_size", "random_start", "loss_func",
-               "loss_reduction", "init_from", "epsilon_ramp_steps", "learning_rate_schedule")
 #: What a key absent from an older run's config means (it was written before the key existed).
 ABSENT_RESUME_KEYS = {"epsilon_ramp_steps": 0, "learning_rate_schedule": None}
 

@@ -50,6 +50,10 @@ DEFAULT_PER_CLASS = 1_000
 _NAME = re.compile(r"^image_(\d{4})\.jpg$")
 HINT = ("Put 17flowers.tgz (from {url}) or its extracted jpg/ folder into {drop}, or pass source_dir "
         "(config key data_path), then run `robustattr data fetch flower17`.")
+#: Preparation parameters and their defaults (``data fetch --seed/--train-per-class``).
+PREPARE_DEFAULTS = {"seed": None, "per_class": DEFAULT_PER_CLASS}
+#: What ``data info`` tells a user whose cache lacks the dataset ({drop}: the cache's drop folder).
+HOW_TO = HINT.format(url=URL, drop="{drop}")
 
 
 def folder_of_label(num_classes: int = 17) -> list[int]:
@@ -115,7 +119,7 @@ def _load_local(folder: Path, root: Path, trust: TrustStore) -> RawFlower:
     return raw._replace(files={TGZ_NAME: digest})
 
 
-def sources(root: Path, source_dir: Path | None) -> tuple[list[Source[RawFlower]], str]:
+def sources(name: str, root: Path, source_dir: Path | None) -> tuple[list[Source[RawFlower]], str]:
     """The ordered sources and the hint shown when all fail."""
     trust = TrustStore(root)
     drop = root / "sources" / "flower17"
@@ -160,4 +164,5 @@ def prepare(raw: RawFlower, staging: Staging, *, seed: int | None, per_class: in
     return {
         "params": {"seed": seed, "train_per_class": per_class, "shuffle_seed": SHUFFLE_SEED},
         "folder_of_label": folder_of_label(raw.num_classes),
+        "source_digests": "recorded on first use" if raw.files else "none (loose image files)",
     }

@@ -47,6 +47,10 @@ DEFAULT_PER_CLASS = 10_000
 HINT = ("Put train.p, valid.p and test.p (or traffic-signs-data.zip from {url}, or the official "
         "GTSRB_Final_Training_Images / Final_Test folders or zips) into {drop}, or pass source_dir "
         "(config key data_path), then run `robustattr data fetch gtsrb`.")
+#: Preparation parameters and their defaults (``data fetch --seed/--train-per-class``).
+PREPARE_DEFAULTS = {"seed": DEFAULT_SEED, "per_class": DEFAULT_PER_CLASS}
+#: What ``data info`` tells a user whose cache lacks the dataset ({drop}: the cache's drop folder).
+HOW_TO = HINT.format(url=URL, drop="{drop}")
 
 
 class RawGtsrb(NamedTuple):
@@ -169,7 +173,7 @@ def _load_local(folder: Path, root: Path, trust: TrustStore) -> RawGtsrb:
     return raw._replace(files={**digests, **raw.files})
 
 
-def sources(root: Path, source_dir: Path | None) -> tuple[list[Source[RawGtsrb]], str]:
+def sources(name: str, root: Path, source_dir: Path | None) -> tuple[list[Source[RawGtsrb]], str]:
     """The ordered sources and the hint shown when all fail."""
     trust = TrustStore(root)
     drop = root / "sources" / "gtsrb"
@@ -210,4 +214,6 @@ def prepare(raw: RawGtsrb, staging: Staging, *, seed: int, per_class: int) -> di
         if split in raw.splits:
             xs, ys = raw.splits[split]
             staging.add_split(split, equalize.equalize_hist(np.ascontiguousarray(xs.transpose(0, 3, 1, 2))), ys)
-    return {"params": {"seed": seed, "train_per_class": per_class}, "raw_format": raw.format}
+    meta = {"params": {"seed": seed, "train_per_class": per_class}, "raw_format": raw.format}
+    meta["source_digests"] = "recorded on first use" if raw.files else "none (loose image files)"
+    return meta

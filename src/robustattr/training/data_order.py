@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustattr.data.catalog import DATASETS
 from robustattr.json_files import BOOL, INT, STR, at_least_int, dict_of, record
 
 __all__ = ["BatchOrder", "order_for_dataset", "ORDER_STATE"]
@@ -106,5 +107,7 @@ class BatchOrder:
 
 
 def order_for_dataset(dataset: str, num_examples: int, batch_size: int, seed: int) -> BatchOrder:
-    """The original's order for ``dataset``: straddling for MNIST-like, drop-remainder otherwise."""
-    return BatchOrder(num_examples, batch_size, seed, drop_remainder=dataset not in ("mnist", "fashion-mnist"))
+    """The original's order for ``dataset``: straddling for the datasets of its MNIST scripts (the catalog's
+    ``mnist_scripts``), drop-remainder otherwise (users' data too)."""
+    info = DATASETS.get(dataset)
+    return BatchOrder(num_examples, batch_size, seed, drop_remainder=not (info is not None and info.mnist_scripts))

@@ -18,9 +18,10 @@ from typing import Any, Literal
 from robustattr.checkpoints import list_checkpoints
 from robustattr.data._io import atomic_write_bytes, naming_write_errors, open_regular
 from robustattr.errors import UserInputError
-from robustattr.run_files import RESUME_KEYS, read_metrics, read_run_config
+from robustattr.run_files import read_metrics, read_run_config
+from robustattr.training.objectives.registry import resume_keys
 
-__all__ = ["plan_run", "clear_run", "write_config", "MetricsLog", "RESUME_KEYS"]
+__all__ = ["plan_run", "clear_run", "write_config", "MetricsLog"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def plan_run(run_dir: Path, cfg_dict: dict[str, Any], *, overwrite: bool, contin
         )
     if (run_dir / "config.json").exists():
         old = read_run_config(run_dir)
-        changed = [k for k in RESUME_KEYS if k in old and old.get(k) != cfg_dict.get(k)]
+        changed = [k for k in resume_keys() if k in old and old.get(k) != cfg_dict.get(k)]
         if changed:
             detail = ", ".join(f"{k}: {old.get(k)!r} -> {cfg_dict.get(k)!r}" for k in changed)
             raise UserInputError(

@@ -25,12 +25,12 @@ from torch import Tensor, nn
 
 from robustattr.attacks import pgd
 from robustattr.attribution import ig_regularizer
+from robustattr.data.catalog import DATASETS
 from robustattr.models import weight_decay_parameters
+from robustattr.training.objectives.registry import hyperparameters, objective_info
 
 __all__ = ["LossOut", "ObjectiveParams", "cross_entropy", "loss_cross_entropy", "per_example_mean",
            "batch_share", "weight_decay_term", "weight_decay_share", "adversarial", "regularizer", "accuracy"]
-
-MNIST_LIKE = ("mnist", "fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,13 @@ class ObjectiveParams:
     pgd_chunk_size: int | None = None
     global_batch_size: int | None = None
     start_noise: Tensor | None = None
+    hyper: Any = None  # the objective's own parameters (its registry entry's ``params``), or None
 
     @classmethod
     def from_config(cls, cfg: Any, bounds: tuple[float, float], chunk_size: int | None = None,
                     pgd_chunk_size: int | None = None) -> ObjectiveParams:
         return cls(
+            hyper=hyperparameters(objective_info(cfg.training_objective), cfg.to_dict()),
             reduction=resolve_reduction(cfg.loss_reduction, cfg.dataset, cfg.training_objective),
             weight_decay=float(cfg.weight_decay), lam=float(cfg.lambda_), m=int(cfg.m),
             approx_factor=int(cfg.approx_factor), epsilon=float(cfg.epsilon), num_steps=int(cfg.num_steps),
@@ -85,12 +87,14 @@ class ObjectiveParams:
 
 def resolve_reduction(loss_reduction: str, dataset: str, objective: str) -> str:
     """``original`` → the spec §3.2 table: MNIST/F-MNIST (and users' data) sum everywhere; GTSRB/Flower mean CE for
-    nat/adv and sum CE for ar/adv_ar (the original's inconsistency, §10.2)."""
+    nat/adv and sum CE for ar/adv_ar (the original's inconsistency, §10.2; each objective's registry entry
+    says which, ``large_dataset_reduction``)."""
     if loss_reduction != "original":
         return loss_reduction
-    if dataset in MNIST_LIKE or dataset.startswith(("npz:", "folder:")):  # users' data: MNIST's
+    info = DATASETS.get(dataset)
+    if info is None or info.mnist_scripts:  # users' data: MNIST's
         return "sum"
-    return "mean" if objective in ("nat", "adv") else "sum"
+    return objective_info(objective).large_dataset_reduction
 
 
 def cross_entropy(logits: Tensor, y: Tensor, reduction: str) -> Tensor:

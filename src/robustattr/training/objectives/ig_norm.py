@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustattr.training.objectives.registry import ObjectiveInfo, register_objective
 from robustattr.training.objectives._base import (
     LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, loss_cross_entropy, per_example_mean,
     regularizer, weight_decay_share,
@@ -35,3 +36,9 @@ def ig_norm(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> 
         "adv_loss": cross_entropy(adv_logits, y, "mean"),
         "ig": reg.detach(),
     })
+
+
+register_objective(ObjectiveInfo(
+    order=2, name="ar", slug="ig-norm", display="IG-NORM", function=ig_norm, uses_inner_attack=True, loss_class="IGNorm",
+    aliases=("ar",), reference="Chen et al., NeurIPS 2019, eq. 5 (train_ar.py)", large_dataset_reduction="sum",
+))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustattr.training.objectives.registry import ObjectiveInfo, register_objective
 from robustattr.training.objectives._base import (
     LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, loss_cross_entropy, per_example_mean,
     regularizer, weight_decay_share,
@@ -34,3 +35,10 @@ def ig_sum_norm(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams)
         "adv_loss": per_example_mean(adv_ce, x.shape[0], params),
         "ig": reg.detach(),
     })
+
+
+register_objective(ObjectiveInfo(
+    order=3, name="adv_ar", slug="ig-sum-norm", display="IG-SUM-NORM", function=ig_sum_norm, uses_inner_attack=True,
+    loss_class="IGSumNorm", aliases=("adv_ar",), reference="Chen et al., NeurIPS 2019, eq. 6 (train_adv_ar.py)",
+    large_dataset_reduction="sum",
+))

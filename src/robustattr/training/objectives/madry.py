@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustattr.training.objectives.registry import ObjectiveInfo, register_objective
 from robustattr.training.objectives._base import (
     LossOut, ObjectiveParams, accuracy, adversarial, cross_entropy, loss_cross_entropy, per_example_mean,
     weight_decay_share,
@@ -30,3 +31,9 @@ def madry(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> Lo
         "adv_acc": accuracy(adv_logits, y),
         "adv_loss": per_example_mean(adv_ce, x.shape[0], params),
     })
+
+
+register_objective(ObjectiveInfo(
+    order=1, name="adv", slug="madry", display="Madry", function=madry, uses_inner_attack=True, loss_class="Madry",
+    aliases=("adv", "pgd", "madry-pgd"), reference="Madry et al., ICLR 2018 (train_adv.py)",
+))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from robustattr.training.objectives.registry import ObjectiveInfo, register_objective
 from robustattr.training.objectives._base import (
     LossOut, ObjectiveParams, accuracy, loss_cross_entropy, per_example_mean, weight_decay_share,
 )
@@ -20,3 +21,9 @@ def natural(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> 
     loss = ce + weight_decay_share(model, x, params)
     mean_ce = per_example_mean(ce, x.shape[0], params)
     return LossOut(loss, {"loss": loss.detach(), "nat_acc": accuracy(logits, y), "nat_loss": mean_ce})
+
+
+register_objective(ObjectiveInfo(
+    order=0, name="nat", slug="natural", display="NATURAL", function=natural, uses_inner_attack=False,
+    aliases=("nat",), reference="standard training (the paper's baseline, train_nat.py)", paper_steps=25_000,
+))
