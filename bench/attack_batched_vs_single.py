@@ -104,7 +104,7 @@ def single_loop(model, x: torch.Tensor, y: torch.Tensor, *, steps: int, n: int) 
 
 def ours(model, x, y, *, steps: int, n: int, chunk: int | None):
     return attribution_attack(model, x, y, method="topK", measure="kendall", epsilon=EPSILON, step_size=STEP_SIZE,
-                              steps=steps, times=1, k_top=K_TOP, eval_k_top=EVAL_K_TOP, saliency="ig", ig_steps=n,
+                              steps=steps, times=1, k_top=K_TOP, eval_k_top=EVAL_K_TOP, saliency="ig", n_steps=n,
                               bounds=(0.0, 1.0), chunk_size=chunk)
 
 

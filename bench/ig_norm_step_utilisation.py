@@ -76,7 +76,7 @@ def run(args) -> dict:
         optimizer.step()
 
     def pgd_only() -> None:
-        pgd(model, x, y, 0.3, args.pgd_steps, 0.01, True, "ar_approx", (0.0, 1.0), m=50, approx_factor=5,
+        pgd(model, x, y, 0.3, args.pgd_steps, 0.01, True, "ar_approx", (0.0, 1.0), n_steps=50, approx_factor=5,
             chunk_size=pgd_chunk)
 
     log(f"{NAME}: IG-NORM step, batch 50, PGD {args.pgd_steps} steps (ar_approx, 10 points), update m=50, "

@@ -75,7 +75,7 @@ def run_model(name: str, args, device: torch.device, log) -> dict:
     captum = IntegratedGradients(model)
 
     def ours_for(chunk, xb=x, yb=y):
-        return lambda: integrated_gradients(model, xb, yb, steps=steps, chunk_size=chunk)
+        return lambda: integrated_gradients(model, xb, yb, n_steps=steps, chunk_size=chunk)
 
     def captum_for(ibs, xb=x, yb=y):
         return lambda: captum.attribute(xb, baselines=0.0, target=yb, n_steps=steps, method="riemann_right",

@@ -81,7 +81,7 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
 
     def pgd_step() -> None:  # one PGD step on the training loss
         pgd(model, x, y, cfg.epsilon, 1, cfg.step_size, cfg.random_start, cfg.loss_func, info.value_range,
-            m=cfg.m, approx_factor=cfg.approx_factor, lam=cfg.lambda_, chunk_size=pgd_chunk)
+            n_steps=cfg.m, approx_factor=cfg.approx_factor, lam=cfg.lambda_, chunk_size=pgd_chunk)
 
     k = cfg.num_steps if cfg.training_objective != "nat" else 0
     update_t, update_f = _timed(update, repeats, device), common.count_flops(update)
@@ -98,7 +98,7 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
 
     def clean_map() -> None:  # what an attack computes once, besides its steps
         if cfg.saliency_type == "ig":
-            integrated_gradients(model, x1, y1, steps=cfg.num_IG_steps, chunk_size=ig_chunk)
+            integrated_gradients(model, x1, y1, n_steps=cfg.num_IG_steps, chunk_size=ig_chunk)
         else:
             simple_gradient(model, x1, y1)
 
@@ -107,7 +107,7 @@ def measure(dataset: str, method: str, *, batch: int, repeats: int, device: torc
                            measure=cfg.attribution_attack_measure, epsilon=cfg.epsilon,
                            step_size=cfg.attribution_attack_step_size, steps=ATTACK_STEPS, times=1,
                            k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, saliency=cfg.saliency_type,
-                           ig_steps=cfg.num_IG_steps, bounds=info.value_range,
+                           n_steps=cfg.num_IG_steps, bounds=info.value_range,
                            integer_pixels=hi > 1, chunk_size=ig_chunk)
 
     map_t, map_f = _timed(clean_map, repeats, device), common.count_flops(clean_map)

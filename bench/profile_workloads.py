@@ -64,7 +64,7 @@ def main() -> None:
     xt, yt = data.load("mnist", "test", root=args.data_root).batch(slice(0, 8))
     show(f"attribution attack, 8 images, n=50, 3 steps, chunk {chunk}",
          lambda: attribution_attack(trained, xt, yt, epsilon=0.3, step_size=0.01, steps=3, k_top=200, eval_k_top=100,
-                                    ig_steps=50, chunk_size=chunk), args.rows)
+                                    n_steps=50, chunk_size=chunk), args.rows)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Ours: ``robustattr.attacks.strong_attribution.strong_attribution_attack`` (the faithful topK walk,
 R topK walks from random starts, mass_center, random and map_distance, stacked in one batch; the
-non-faithful members take their direction from ``ig_steps // 4`` IG points, the metrics always use
-``ig_steps``). Reference: ``robustattr.attacks.attribution_attack`` with the faithful topK walk
+non-faithful members take their direction from ``n_steps // 4`` IG points, the metrics always use
+``n_steps``). Reference: ``robustattr.attacks.attribution_attack`` with the faithful topK walk
 (flat-objective rule on) on the same images, same steps, same IG points — what
 ``eval attribution`` runs by default. Both time a whole batch, interleaved; the reported ratio is
 strong seconds / faithful seconds per image, with the goal ≤ 4 (issue: "stays ≤ 4× it").
@@ -27,8 +27,7 @@ import torch  # noqa: E402
 import common  # noqa: E402
 from attack_batched_vs_single import correctly_classified  # noqa: E402
 from robustattr import data  # noqa: E402
-from robustattr.attacks import attribution_attack  # noqa: E402
-from robustattr.attacks._common import example_generator  # noqa: E402
+from robustattr.attacks import AttackSettings, attribution_attack  # noqa: E402
 from robustattr.attacks.strong_attribution import strong_attribution_attack  # noqa: E402
 from robustattr.attribution import default_chunk_size  # noqa: E402
 
@@ -45,16 +44,15 @@ def run(args) -> dict:
     x, y = correctly_classified(model, split, args.batch, device)
     ids = list(range(x.shape[0]))
     chunk = args.chunk or default_chunk_size(args.ig_steps, device)  # as `eval attribution` sizes it
-    common_kw = dict(steps=args.steps, ig_steps=args.ig_steps, chunk_size=chunk, **SETTINGS)
+    attack = AttackSettings(steps=args.steps, n_steps=args.ig_steps, chunk_size=chunk, method="topK",
+                            random_starts=args.random_starts, seed=SEED, **SETTINGS)
     last: dict = {}
 
     def run_strong():
-        last["strong"] = strong_attribution_attack(model, x, y, random_starts=args.random_starts, seed=SEED,
-                                                   example_ids=ids, **common_kw)
+        last["strong"] = strong_attribution_attack(model, x, y, attack, example_ids=ids)
 
-    def run_faithful():
-        gens = [example_generator(SEED, i) for i in ids]
-        last["faithful"] = attribution_attack(model, x, y, method="topK", generator=gens, **common_kw)
+    def run_faithful():  # per-example generators seeded by (SEED, id), as `eval attribution`
+        last["faithful"] = attribution_attack(model, x, y, attack, example_ids=ids)
 
     log(f"{NAME}: batch {x.shape[0]}, {args.steps} steps, n={args.ig_steps}, R={args.random_starts}, chunk {chunk}")
     times = common.interleaved({"strong": run_strong, "faithful": run_faithful}, repeats=args.repeats,

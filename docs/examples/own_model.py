@@ -84,7 +84,7 @@ def evaluate(model: nn.Module, test: data.ImageSplit, budget: dict) -> tuple[dic
     with torch.no_grad():
         accuracy = (model(test.batch(slice(0, len(test)))[0]).argmax(1) == test.labels).float().mean().item()
     r = attribution_robustness_of(model, (x, y), epsilon=EPSILON, step_size=0.01, steps=budget["attack_steps"],
-                               k_top=K_TOP, eval_k_top=EVAL_K_TOP, ig_steps=budget["ig_steps"], strong=True,
+                               k_top=K_TOP, eval_k_top=EVAL_K_TOP, n_steps=budget["ig_steps"], strong=True,
                                batch_size=50, seed=0)
     return {"natural_accuracy": accuracy, **r.summary()}, r
 

@@ -154,7 +154,7 @@ def test_batched_equals_one_image_reference(method, measure, kind, times, chunk)
     gens = [torch.Generator().manual_seed(100 + i) for i in range(len(x))]
     r = attribution_attack(
         model, x, y, method=method, measure=measure, epsilon=EPS, step_size=ALPHA, steps=STEPS,
-        times=times, k_top=K_TOP, eval_k_top=EVAL_K, saliency=kind, ig_steps=N_IG,
+        times=times, k_top=K_TOP, eval_k_top=EVAL_K, saliency=kind, n_steps=N_IG,
         target_map=target if method == "target" else None, generator=gens, chunk_size=chunk,
     )
     assert isinstance(r, AttributionAttackResult)
@@ -178,7 +178,7 @@ def test_batched_equals_one_image_reference(method, measure, kind, times, chunk)
 def test_stays_in_epsilon_ball_and_bounds():
     model, x, y = _batch(seed=1, n=4)
     r = attribution_attack(model.float(), x.float(), y, method="random", epsilon=0.3, step_size=0.2,
-                           steps=3, k_top=K_TOP, ig_steps=3, generator=torch.Generator().manual_seed(0))
+                           steps=3, k_top=K_TOP, n_steps=3, generator=torch.Generator().manual_seed(0))
     assert (r.x_adv - x.float()).abs().max() <= 0.3 + 1e-6
     assert r.x_adv.min() >= 0 and r.x_adv.max() <= 1
 
@@ -192,7 +192,7 @@ def test_integer_pixels_on_255_model():
     with torch.no_grad():
         y = model(x).argmax(1)
     r = attribution_attack(model, x, y, method="topK", epsilon=8.0, step_size=3.0, steps=3,
-                           k_top=100, ig_steps=3, bounds=(0.0, 255.0), integer_pixels=True)
+                           k_top=100, n_steps=3, bounds=(0.0, 255.0), integer_pixels=True)
     assert r.attacked.all()
     assert torch.equal(r.x_adv, r.x_adv.round())
     assert (r.x_adv - x).abs().max() <= 8 and r.x_adv.min() >= 0 and r.x_adv.max() <= 255
@@ -200,7 +200,7 @@ def test_integer_pixels_on_255_model():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"method": "topk"}, r"attribution_attack_method='topk'.*random, topK, mass_center, target.*did you mean 'topK'"),
+    ({"method": "topk"}, r"attribution_attack_method='topk'.*topK, .*mass_center, random, .*target.*did you mean 'topK'"),
     ({"measure": "tau"}, r"attribution_attack_measure='tau'.*kendall, intersection, spearman, mass_center"),
     ({"saliency": "gradient"}, r"saliency_type='gradient'.*ig, simple_gradient"),
     ({"k_top": 65}, r"k_top=65 must lie in 1\.\.64"),
@@ -209,14 +209,14 @@ def test_integer_pixels_on_255_model():
 ])
 def test_bad_arguments_raise_user_input_error(kwargs, match):
     model, x, y = _batch()
-    args = dict(epsilon=EPS, step_size=ALPHA, steps=1, k_top=K_TOP, ig_steps=2) | kwargs
+    args = dict(epsilon=EPS, step_size=ALPHA, steps=1, k_top=K_TOP, n_steps=2) | kwargs
     with pytest.raises(UserInputError, match=match):
         attribution_attack(model, x, y, **args)
 
 
 # ---- on real MNIST with a briefly trained NATURAL model --------------------------------------
 
-MNIST_BUDGET = dict(epsilon=0.3, step_size=0.03, steps=10, ig_steps=10, k_top=100, eval_k_top=100)
+MNIST_BUDGET = dict(epsilon=0.3, step_size=0.03, steps=10, n_steps=10, k_top=100, eval_k_top=100)
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def _sparse_batch(n=4, lit=4, seed=4):
 def _flat_attack(model, x, y, **kw):
     gens = [torch.Generator().manual_seed(7 + i) for i in range(len(x))]
     return attribution_attack(model, x, y, method="topK", epsilon=0.3, step_size=0.05, steps=4, k_top=10,
-                              eval_k_top=8, ig_steps=4, generator=gens, **kw)
+                              eval_k_top=8, n_steps=4, generator=gens, **kw)
 
 
 def test_flat_topk_objective_walk_moves_with_the_rule():
@@ -298,7 +298,7 @@ def test_flat_step_is_the_seeded_random_sign_not_the_rounding_residue():
 
     model, x, y = _sparse_batch()
     r = attribution_attack(model, x, y, method="topK", epsilon=0.3, step_size=0.05, steps=1, k_top=10,
-                           eval_k_top=8, ig_steps=4, generator=[torch.Generator().manual_seed(7 + i) for i in range(4)])
+                           eval_k_top=8, n_steps=4, generator=[torch.Generator().manual_seed(7 + i) for i in range(4)])
     assert (r.flat_rule_steps == 1).all() and r.found.all()
     draws = random_sign(x, [torch.Generator().manual_seed(7 + i) for i in range(4)])
     torch.testing.assert_close(r.x_adv, (x + 0.05 * draws).clamp(0, 1), rtol=0, atol=0)
@@ -311,12 +311,12 @@ def test_flat_rule_draws_are_per_example_and_reproducible():
     assert torch.equal(full.x_adv, again.x_adv)
     # Example 2 alone, with its own generator, walks exactly as inside the batch.
     alone = attribution_attack(model, x[2:3], y[2:3], method="topK", epsilon=0.3, step_size=0.05, steps=4,
-                               k_top=10, eval_k_top=8, ig_steps=4, generator=[torch.Generator().manual_seed(9)])
+                               k_top=10, eval_k_top=8, n_steps=4, generator=[torch.Generator().manual_seed(9)])
     assert torch.equal(alone.x_adv[0], full.x_adv[2]) and alone.kendall[0] == full.kendall[2]
 
 
 def test_flat_objective_is_detected_from_exact_zeros():
-    from robustattr.attacks.attribution_objectives import flat_objective
+    from robustattr.attacks.members import MEMBERS
 
     s = torch.zeros(3, 4, 4)
     s[:, 0, :2] = 8.0  # all mass on two pixels
@@ -324,6 +324,6 @@ def test_flat_objective_is_detected_from_exact_zeros():
     mask[0, 0, :3] = 1  # covers the support: flat
     mask[1, 0, 1:3] = 1  # misses pixel (0, 0): not flat
     mask[2, 3, :] = 1  # disjoint: topK not flat, target flat
-    assert flat_objective("topK", s, mask=mask).tolist() == [True, False, False]
-    assert flat_objective("target", s, target_map=mask).tolist() == [True, False, True]
-    assert not flat_objective("mass_center", s).any()
+    assert MEMBERS["topK"].flat(s, {"mask": mask}).tolist() == [True, False, False]
+    assert MEMBERS["target"].flat(s, {"target_map": mask}).tolist() == [True, False, True]
+    assert MEMBERS["mass_center"].flat is None and MEMBERS["map_distance"].flat is None

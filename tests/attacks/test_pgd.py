@@ -28,7 +28,7 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _attack(model, x, y, loss, **kw):
     kw.setdefault("generator", torch.Generator().manual_seed(7))
-    return pgd(model, x, y, EPS, STEPS, ALPHA, loss=loss, m=8, approx_factor=2, lam=0.5, **kw)
+    return pgd(model, x, y, EPS, STEPS, ALPHA, loss=loss, n_steps=8, approx_factor=2, lam=0.5, **kw)
 
 
 @pytest.mark.parametrize("loss", PGD_LOSSES)
@@ -38,7 +38,7 @@ def test_pgd_stays_in_ball_and_bounds_and_raises_the_loss(loss: str) -> None:
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and not x_adv.requires_grad
     assert (x_adv - x).abs().max() <= EPS + 1e-12
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-    objective = pgd_loss(loss, m=8, approx_factor=2, lam=0.5)
+    objective = pgd_loss(loss, n_steps=8, approx_factor=2, lam=0.5)
     start = project_and_clamp(random_start(x, EPS, torch.Generator().manual_seed(7)), x, EPS, (0.0, 1.0))
     with attack_mode(model), torch.enable_grad():
         before = objective(model, x, start, y).item()
@@ -153,10 +153,10 @@ def test_real_mnist_cnn_on_mnist_images(mnist_root) -> None:
     torch.manual_seed(0)
     model = models.create("mnist_cnn")
     for loss in ("xent", "ar_approx"):
-        x_adv = pgd(model, x, y, 0.3, 3, 0.01, loss=loss, m=10, approx_factor=5,
+        x_adv = pgd(model, x, y, 0.3, 3, 0.01, loss=loss, n_steps=10, approx_factor=5,
                     generator=torch.Generator().manual_seed(0))
         assert (x_adv - x).abs().max() <= 0.3 + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
-        objective = pgd_loss(loss, m=10, approx_factor=5)
+        objective = pgd_loss(loss, n_steps=10, approx_factor=5)
         start = project_and_clamp(random_start(x, 0.3, torch.Generator().manual_seed(0)), x, 0.3, (0.0, 1.0))
         with attack_mode(model), torch.enable_grad():
             assert objective(model, x, x_adv, y) > objective(model, x, start, y)

@@ -12,7 +12,7 @@ from robustattr.errors import UserInputError
 
 from .test_attribution_attack import Tiny
 
-SETTINGS = dict(epsilon=0.2, step_size=0.05, steps=4, k_top=10, eval_k_top=8, ig_steps=4)
+SETTINGS = dict(epsilon=0.2, step_size=0.05, steps=4, k_top=10, eval_k_top=8, n_steps=4)
 
 
 def _batch(seed: int = 0, n: int = 6):
@@ -97,6 +97,6 @@ def test_bad_settings_are_user_errors():
     with pytest.raises(UserInputError, match="strong_random_starts"):
         strong_attribution_attack(model, x, y, random_starts=-1, **SETTINGS)
     with pytest.raises(UserInputError, match="strong_direction_ig_steps"):
-        strong_attribution_attack(model, x, y, direction_ig_steps=0, **SETTINGS)
+        strong_attribution_attack(model, x, y, direction_n_steps=0, **SETTINGS)
     with pytest.raises(UserInputError, match="k_top"):
         strong_attribution_attack(model, x, y, **{**SETTINGS, "k_top": 100})

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from captum.attr import IntegratedGradients
 
 from robustattr import models
 from robustattr.attribution import gradient_saliency, ig_saliency, integrated_gradients, saliency_map, simple_gradient
@@ -19,8 +18,9 @@ def test_matches_captum_riemann_right(name):
     x = torch.rand(batch, *shape, dtype=torch.float64) * scale
     target = torch.randint(0, 10, (batch,))
     baseline = torch.rand_like(x) * scale * 0.1
-    ours = integrated_gradients(model, x, target, baseline=baseline, steps=16)
-    theirs = IntegratedGradients(model).attribute(x, baseline, target=target, n_steps=16, method="riemann_right")
+    captum_attr = pytest.importorskip("captum.attr")  # the dev extra
+    ours = integrated_gradients(model, x, target, baseline=baseline, n_steps=16)
+    theirs = captum_attr.IntegratedGradients(model).attribute(x, baseline, target=target, n_steps=16, method="riemann_right")
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9)
 
 
@@ -29,7 +29,7 @@ def test_completeness_with_many_steps():
     model = models.create("mnist_cnn").double()
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
     target = torch.tensor([0, 3, 7])
-    ig = integrated_gradients(model, x, target, steps=2000)
+    ig = integrated_gradients(model, x, target, n_steps=2000)
     gap = model(x).gather(1, target[:, None]).squeeze(1) - model(torch.zeros_like(x)).gather(1, target[:, None]).squeeze(1)
     torch.testing.assert_close(ig.sum(dim=(1, 2, 3)), gap, rtol=2e-3, atol=2e-3)
 
@@ -40,9 +40,23 @@ def test_chunking_does_not_change_the_result():
     x = torch.rand(5, 1, 28, 28)
     target = torch.randint(0, 10, (5,))
     torch.testing.assert_close(
-        integrated_gradients(model, x, target, steps=7),
-        integrated_gradients(model, x, target, steps=7, chunk_size=2),
+        integrated_gradients(model, x, target, n_steps=7),
+        integrated_gradients(model, x, target, n_steps=7, chunk_size=2),
     )
+
+
+def test_steps_is_an_alias_of_n_steps():
+    """``steps`` (the stable API's old name) and the fifth positional argument mean ``n_steps``."""
+    torch.manual_seed(2)
+    model = models.create("mnist_cnn")
+    x = torch.rand(2, 1, 28, 28)
+    target = torch.tensor([1, 4])
+    want = integrated_gradients(model, x, target, n_steps=7)
+    assert torch.equal(integrated_gradients(model, x, target, steps=7), want)
+    assert torch.equal(integrated_gradients(model, x, target, None, 7), want)
+    assert not torch.equal(integrated_gradients(model, x, target, steps=6), want)
+    with pytest.raises(TypeError, match="give one"):
+        integrated_gradients(model, x, target, n_steps=7, steps=6)
 
 
 def test_create_graph_gives_input_derivative_matching_finite_differences():
@@ -52,7 +66,7 @@ def test_create_graph_gives_input_derivative_matching_finite_differences():
     target = torch.tensor([0, 2])
 
     def score(inp):
-        return integrated_gradients(model, inp, target, steps=5, create_graph=True).square().sum()
+        return integrated_gradients(model, inp, target, n_steps=5, create_graph=True).square().sum()
 
     (grad,) = torch.autograd.grad(score(x), x)
     eps = 1e-6
@@ -70,7 +84,7 @@ def test_simple_gradient_and_saliency_maps():
     x_req = x.clone().requires_grad_(True)
     model(x_req).gather(1, target[:, None]).sum().backward()
     torch.testing.assert_close(grad, x_req.grad)
-    for sal in (gradient_saliency(model, x, target), ig_saliency(model, x, target, steps=5)):
+    for sal in (gradient_saliency(model, x, target), ig_saliency(model, x, target, n_steps=5)):
         assert sal.shape == (2, 28, 28) and (sal >= 0).all()
         torch.testing.assert_close(sal.sum(dim=(1, 2)), torch.full((2,), 784.0, dtype=torch.float64))
 

@@ -34,7 +34,7 @@ def test_equals_explicit_loop(m, a):
     x = torch.rand(3, 1, 4, 4, dtype=torch.float64)
     x_adv = (x + 0.3 * (torch.rand_like(x) * 2 - 1)).clamp(0, 1)
     y = torch.tensor([0, 3, 1])
-    ours = loss_integrated_gradients(model, x, x_adv, y, m=m, approx_factor=a)
+    ours = loss_integrated_gradients(model, x, x_adv, y, n_steps=m, approx_factor=a)
     torch.testing.assert_close(ours, explicit_loop(model, x, x_adv, y, m, a))
     torch.testing.assert_close(ig_regularizer(model, x, x_adv, y, m, a), ours.abs().sum())
     torch.testing.assert_close(loss_integrated_gradients(model, x, x_adv, y, m, a, chunk_size=1), ours)
@@ -46,7 +46,7 @@ def test_parameter_gradient_matches_finite_differences():
     x_adv = (x + 0.2 * (torch.rand_like(x) * 2 - 1)).clamp(0, 1)
     y = torch.tensor([2, 0])
     params = list(model.parameters())
-    value = ig_regularizer(model, x, x_adv, y, m=6, create_graph=True)
+    value = ig_regularizer(model, x, x_adv, y, n_steps=6, create_graph=True)
     grads = torch.autograd.grad(value, params)
     directions = [torch.randn_like(p) for p in params]
     analytic = sum((g * d).sum() for g, d in zip(grads, directions))
@@ -56,7 +56,7 @@ def test_parameter_gradient_matches_finite_differences():
         with torch.no_grad():
             for p, d in zip(params, directions):
                 p.add_(sign * eps * d)
-        out = ig_regularizer(model, x, x_adv, y, m=6).detach()
+        out = ig_regularizer(model, x, x_adv, y, n_steps=6).detach()
         with torch.no_grad():
             for p, d in zip(params, directions):
                 p.sub_(sign * eps * d)
@@ -71,13 +71,13 @@ def test_input_gradient_flows_through_path_points():
     x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
     x_adv = (x + 0.1).clamp(0, 1).requires_grad_(True)
     y = torch.tensor([1, 2])
-    value = ig_regularizer(model, x, x_adv, y, m=5, create_graph=True)
+    value = ig_regularizer(model, x, x_adv, y, n_steps=5, create_graph=True)
     (grad,) = torch.autograd.grad(value, x_adv)
     direction = torch.randn_like(x)
     eps = 1e-6
     numeric = (
-        ig_regularizer(model, x, x_adv.detach() + eps * direction, y, m=5)
-        - ig_regularizer(model, x, x_adv.detach() - eps * direction, y, m=5)
+        ig_regularizer(model, x, x_adv.detach() + eps * direction, y, n_steps=5)
+        - ig_regularizer(model, x, x_adv.detach() - eps * direction, y, n_steps=5)
     ) / (2 * eps)
     torch.testing.assert_close((grad * direction).sum(), numeric, rtol=1e-4, atol=1e-8)
 

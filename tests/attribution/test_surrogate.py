@@ -138,7 +138,7 @@ class TinySwitch(TinyModules):
         return self.fc(F.max_pool2d(act(self.conv(x)), 2).flatten(1)) + self.skip(x.flatten(1))
 
 
-ATTACK = dict(epsilon=0.1, step_size=0.04, steps=4, k_top=10, eval_k_top=8, ig_steps=6)
+ATTACK = dict(epsilon=0.1, step_size=0.04, steps=4, k_top=10, eval_k_top=8, n_steps=6)
 
 
 @pytest.mark.parametrize("method", ["topK", "mass_center"])

@@ -126,11 +126,11 @@ def test_eval_attribution_resumes_after_interruption(run_dir, capsys, monkeypatc
     attacked: list[list[int]] = []
     real_attack = attribution_robustness.attribution_attack
 
-    def counting(model, x, y, **kw):
+    def counting(model, x, y, *args, **kw):
         attacked.append(len(x))
         if fail_after is not None and len(attacked) > fail_after:
             raise KeyboardInterrupt  # killed while the second batch is attacked
-        return real_attack(model, x, y, **kw)
+        return real_attack(model, x, y, *args, **kw)
 
     monkeypatch.setattr(attribution_robustness, "attribution_attack", counting)
     common = ["attribution_batch_size=3", *TINY_ATTACK]

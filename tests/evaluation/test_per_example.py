@@ -11,7 +11,7 @@ from robustattr.attacks.strong_attribution import strong_attribution_attack
 from robustattr.evaluation import attribution_robustness_of
 from robustattr.metrics import cosine_similarity, lens_kendall_tau, lens_top_k_intersection
 
-SETTINGS = dict(epsilon=0.1, step_size=0.04, steps=3, k_top=10, eval_k_top=8, ig_steps=4, seed=11)
+SETTINGS = dict(epsilon=0.1, step_size=0.04, steps=3, k_top=10, eval_k_top=8, n_steps=4, seed=11)
 
 
 def _model_and_data():

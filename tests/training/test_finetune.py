@@ -25,7 +25,7 @@ EPS = 0.1
 def _ig_term(run_dir: Path, x: torch.Tensor, y: torch.Tensor) -> float:
     """‖IG(x, x')‖₁ over the batch, x' = PGD on the approximate IG term from a fixed random start."""
     model, _ = load_run_model(load_run_or_config(run_dir, ["device=cpu"]))
-    x_adv = pgd(model, x, y, EPS, 10, EPS / 10, loss="ar_approx", m=10, approx_factor=5,
+    x_adv = pgd(model, x, y, EPS, 10, EPS / 10, loss="ar_approx", n_steps=10, approx_factor=5,
                 generator=torch.Generator().manual_seed(0))
     return ig_regularizer(model, x, x_adv, y, 10).item()
 

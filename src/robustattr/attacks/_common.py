@@ -1,27 +1,24 @@
-"""Helpers shared by every attack: the model guard, the random start, projection and clamping.
+"""Helpers shared by every attack: the model guard, input gradients, per-example generators.
 
-These are the building blocks of the L∞ threat model used throughout the paper (spec §3.3, §4.2):
-a perturbation lives in the ε-ball around the natural image *and* inside the pixel range.
-All functions are batched, keep tensors on their device and never synchronise with the host.
+The L∞ threat model (ε rule, random start, projection) is public in ``attacks.threat_model``; its
+names are re-exported here for the modules that import them from ``_common``.
 
-Stable API (imported by ``attacks.pgd`` and the attribution attacks):
-    ``attack_mode(model)``, ``random_start(x, epsilon, generator=None)``,
-    ``project_linf(x_adv, x, epsilon)``, ``clamp_bounds(x, bounds)``,
-    ``project_and_clamp(x_adv, x, epsilon, bounds)``, ``feasible_box(x, epsilon, bounds)``,
-    ``check_bounds(bounds)``,
-    ``check_epsilon(epsilon)``, ``input_gradient(loss, x_adv)``, ``example_generator(seed, index)``.
+Stable API: ``attack_mode(model)``, ``input_gradient(loss, x_adv)``,
+``example_generator(seed, index, stream=0)``, and the re-exported ``random_start``, ``project_linf``,
+``clamp_bounds``, ``project_and_clamp``, ``feasible_box``, ``check_bounds``, ``check_epsilon``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from robustattr.errors import UserInputError
+from robustattr.attacks.threat_model import (
+    check_bounds, check_epsilon, clamp_bounds, feasible_box, project_and_clamp, project_linf, random_start,
+)
 
 __all__ = [
     "attack_mode",
@@ -63,74 +60,6 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
         for param, flag in flags:
             param.requires_grad_(flag)
-
-
-def check_bounds(bounds: Sequence[float]) -> tuple[float, float]:
-    """Validate a pixel range ``(low, high)`` with finite low < high; return it as floats."""
-    try:
-        low, high = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise UserInputError(f"bounds={bounds!r} is not a (low, high) pair of numbers") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise UserInputError(f"bounds=({low}, {high}) must be finite with low < high")
-    return low, high
-
-
-def check_epsilon(epsilon: float) -> float:
-    """Validate an L∞ radius: a finite float ≥ 0 in pixel units."""
-    eps = float(epsilon)
-    if not (math.isfinite(eps) and eps >= 0.0):
-        raise UserInputError(f"epsilon={epsilon!r} must be a finite number >= 0 (pixel units)")
-    return eps
-
-
-def random_start(
-    x: torch.Tensor, epsilon: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """``x + U(−ε, ε)`` elementwise, *not* clipped to the pixel range (the original's quirk, §3.3).
-
-    Args:
-        x: (B, C, H, W) float, natural images.
-        epsilon: L∞ radius in x's units.
-        generator: optional ``torch.Generator`` on x's device, for reproducible starts.
-
-    Returns:
-        (B, C, H, W) like ``x``; may lie slightly outside the pixel range until the first step.
-    """
-    noise = torch.empty_like(x).uniform_(-epsilon, epsilon, generator=generator)
-    return x + noise
-
-
-def project_linf(x_adv: torch.Tensor, x: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Project ``x_adv`` onto the L∞ ball of radius ε around ``x`` (elementwise clamp)."""
-    return torch.minimum(torch.maximum(x_adv, x - epsilon), x + epsilon)
-
-
-def clamp_bounds(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
-    """Clip to the pixel range ``bounds = (low, high)``."""
-    return x.clamp(bounds[0], bounds[1])
-
-
-def project_and_clamp(
-    x_adv: torch.Tensor, x: torch.Tensor, epsilon: float, bounds: tuple[float, float]
-) -> torch.Tensor:
-    """The original's order: project to the ε-ball, *then* clip to the pixel range.
-
-    The result is in both sets whenever ``x`` itself lies inside ``bounds``.
-    """
-    return clamp_bounds(project_linf(x_adv, x, epsilon), bounds)
-
-
-def feasible_box(x: torch.Tensor, epsilon: float, bounds: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel limits (lower, upper) of the ε-ball around ``x`` intersected with ``bounds``.
-
-    ``x_adv.clamp(lower, upper)`` equals ``project_and_clamp(x_adv, x, epsilon, bounds)`` bit for
-    bit when ``x`` lies inside ``bounds`` (two clamps to intervals that share ``x`` are one clamp to
-    their intersection; only min and max are involved), in one elementwise pass instead of three:
-    computed once per attack, it saves the per-step kernels that matter for small models on a GPU.
-    """
-    lo, hi = bounds
-    return (x - epsilon).clamp_min(lo), (x + epsilon).clamp_max(hi)
 
 
 def input_gradient(loss: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""Pieces of the attribution attack (spec §4.2/§4.3): saliency maps, ascent objectives, criteria.
+"""Pieces of the attribution attack (spec §4.2/§4.3): saliency maps, the surrogate, criteria.
 
 Every function is batched over dim 0 and keeps its tensors on the input's device. Saliency maps
-are (B, H, W), channel-summed |attribution| normalised to sum to H·W (spec §2.3).
+are (B, H, W), channel-summed |attribution| normalised to sum to H·W (spec §2.3). The ascent
+objectives belong to the members (``attacks.members``, one module each).
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ from robustattr.attribution import SALIENCY_KINDS, SaliencyMethod, softplus_surr
 from robustattr.errors import UserInputError, did_you_mean
 from robustattr.metrics import kendall_tau, mass_center, spearman, top_k_intersection
 
-METHODS = ("random", "topK", "mass_center", "target")
-#: Objectives the walk can ascend: the faithful methods' (but random, which has none) plus the
-#: strong evaluation's dense one.
-OBJECTIVES = ("topK", "mass_center", "target", "map_distance")
 #: What a walk does where its objective is flat (exact ascent direction all zeros): a seeded
 #: random sign step for that iteration, or nothing (the pre-2026-12 behaviour, kept for comparison).
 FLAT_RULES = ("random_sign", "none")
@@ -78,27 +75,27 @@ def saliency(
     x: Tensor,
     y: Tensor,
     kind: str | SaliencyMethod,
-    ig_steps: int,
+    n_steps: int,
     *,
     create_graph: bool = False,
     chunk_size: int | None = None,
 ) -> Tensor:
     """(B, H, W) saliency of the logit of ``y``: ``kind`` names a method of :data:`SALIENCIES` (IG
-    with zero baseline and ``ig_steps`` points for ``ig``) or is a :class:`SaliencyMethod` with settings.
+    with zero baseline and ``n_steps`` points for ``ig``) or is a :class:`SaliencyMethod` with settings.
 
     With ``create_graph=True`` the map stays differentiable w.r.t. ``x`` (which must require grad):
     autograd then gives the exact total derivative through all counterfactuals, their i/n weights
     and the (x − 0) factor, as the original's attack direction (spec §4.2).
     """
-    return saliency_method(kind, ig_steps).map(model, x, y, create_graph=create_graph, chunk_size=chunk_size)
+    return saliency_method(kind, n_steps).map(model, x, y, create_graph=create_graph, chunk_size=chunk_size)
 
 
-def saliency_method(kind: str | SaliencyMethod, ig_steps: int) -> SaliencyMethod:
-    """The method ``kind`` names (default settings) or is, with ``ig_steps`` IG points: the caller's
-    ``ig_steps`` always rules, so a walk may take its direction from fewer points than its metrics."""
+def saliency_method(kind: str | SaliencyMethod, n_steps: int) -> SaliencyMethod:
+    """The method ``kind`` names (default settings) or is, with ``n_steps`` IG points: the caller's
+    ``n_steps`` always rules, so a walk may take its direction from fewer points than its metrics."""
     if isinstance(kind, SaliencyMethod):
-        return kind if kind.ig_steps == ig_steps else dataclasses.replace(kind, ig_steps=ig_steps)
-    return SaliencyMethod(kind, ig_steps=ig_steps)
+        return kind if kind.n_steps == n_steps else dataclasses.replace(kind, n_steps=n_steps)
+    return SaliencyMethod(kind, n_steps=n_steps)
 
 
 def top_k_mask(s: Tensor, k: int) -> Tensor:
@@ -109,46 +106,6 @@ def top_k_mask(s: Tensor, k: int) -> Tensor:
 def truncated_center(s: Tensor) -> Tensor:
     """(B, 2) saliency mass centre (row, col) truncated to integers, as the original's ``int()``."""
     return torch.trunc(mass_center(s))
-
-
-def objective(method: str, s2: Tensor, *, mask: Tensor | None = None, center0: Tensor | None = None,
-              target_map: Tensor | None = None, s0: Tensor | None = None) -> Tensor:
-    """(B,) quantity D the attack ascends, from the surrogate saliency ``s2`` (B, H, W).
-
-    topK: −Σ M⊙S₂ (move mass off the original top-k); mass_center: ‖c(S₂) − c⁰‖²;
-    target: Σ S₂⊙target_map (move mass into the target region); map_distance: ‖S₂ − S⁰‖² / (H·W),
-    the squared distance to the clean ReLU map ``s0`` (dense: every pixel with a non-zero
-    attribution gets a gradient, whether or not it is in some top-k set).
-    """
-    if method == "topK":
-        return -(mask * s2).flatten(1).sum(1)
-    if method == "mass_center":
-        return (mass_center(s2) - center0).pow(2).sum(1)
-    if method == "target":
-        return (target_map * s2).flatten(1).sum(1)
-    if method == "map_distance":
-        return (s2 - s0).pow(2).flatten(1).mean(1)
-    raise ValueError(f"no objective for method {method!r}")  # random never gets here
-
-
-def flat_objective(method: str, s2: Tensor, *, mask: Tensor | None = None,
-                   target_map: Tensor | None = None) -> Tensor:
-    """(B,) bool: the objective is exactly constant near the current point, whatever rounding says.
-
-    A pixel whose value is 0 has an attribution of exactly 0 (IG multiplies by x − 0) and
-    d|u|/du = 0 at u = 0, so a masked-mass objective is flat when the map's support lies wholly
-    inside, or wholly outside, the mask: topK when S₂ is 0 off the original top-k (an MNIST digit
-    with at most k_top lit pixels), target when S₂ is 0 on the target or off it. The test reads
-    exact zeros, so it does not depend on the device or the batch; the gradient there is a
-    rounding residue (exactly 0 on a CPU, ±tiny on a GPU) and must not steer the walk.
-    """
-    if method == "topK":
-        return ((1 - mask) * s2).flatten(1).sum(1) == 0
-    if method == "target":
-        inside = (target_map * s2).flatten(1).sum(1)
-        outside = ((1 - target_map) * s2).flatten(1).sum(1)
-        return (inside == 0) | (outside == 0)
-    return torch.zeros(s2.shape[0], dtype=torch.bool, device=s2.device)
 
 
 def random_sign(like: Tensor, generators: Sequence[torch.Generator | None] | torch.Generator | None) -> Tensor:

@@ -15,14 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustattr import attribution
-from robustattr.attacks._common import (
-    attack_mode,
-    check_bounds,
-    check_epsilon,
-    feasible_box,
-    input_gradient,
-    random_start as _random_start,
-)
+from robustattr.attacks._common import attack_mode, input_gradient
+from robustattr.attacks.threat_model import check_bounds, check_epsilon, feasible_box
+from robustattr.attacks.threat_model import random_start as _random_start
 from robustattr.errors import UserInputError, did_you_mean
 
 __all__ = ["pgd", "PGD_LOSSES", "pgd_loss"]
@@ -35,11 +30,12 @@ CW_CONFIDENCE = 50.0  # the original's margin constant κ
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def pgd_loss(loss: str, *, m: int = 50, approx_factor: int = 1, lam: float = 1.0) -> LossFn:
+def pgd_loss(loss: str, *, n_steps: int = 50, approx_factor: int = 1, lam: float = 1.0) -> LossFn:
     """The scalar PGD ascends for ``loss``, as ``fn(model, x, x_adv, y) -> scalar``.
 
     ``xent`` Σ CE(x'); ``cw`` −Σ ReLU(f_y − max_{j≠y} f_j + 50) (the original's intent, which
-    crashed there, §10.3); ``ar``/``ar_approx`` ‖IG(x, x')‖₁ with m or m/approx_factor points;
+    crashed there, §10.3); ``ar``/``ar_approx`` ‖IG(x, x')‖₁ with ``n_steps`` (the config's ``m``) or
+    n_steps/approx_factor points;
     ``adv_ar``/``adv_ar_approx`` Σ CE(x') + λ‖IG(x, x')‖₁. IG is taken with ``create_graph=True``
     so the gradient flows through the path gradients into x'.
     """
@@ -60,7 +56,7 @@ def pgd_loss(loss: str, *, m: int = 50, approx_factor: int = 1, lam: float = 1.0
         return -F.relu(correct - others.amax(dim=1) + CW_CONFIDENCE).sum()
 
     def ig_term(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return attribution.ig_regularizer(model, x, x_adv, y, m, approx_factor=factor, create_graph=True)
+        return attribution.ig_regularizer(model, x, x_adv, y, n_steps, approx_factor=factor, create_graph=True)
 
     def adv_ar(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return xent(model, x, x_adv, y) + lam * ig_term(model, x, x_adv, y)
@@ -80,7 +76,7 @@ def pgd(
     loss: str = "xent",
     bounds: tuple[float, float] = (0.0, 1.0),
     *,
-    m: int = 50,
+    n_steps: int = 50,
     approx_factor: int = 1,
     lam: float = 1.0,
     generator: torch.Generator | None = None,
@@ -95,7 +91,8 @@ def pgd(
         x: natural images; y: their labels (int64). epsilon, step_size: in x's units.
         steps: number of sign-gradient steps K (0 returns the clipped start).
         random_start: start from x + U(−ε, ε) (unclipped), else from x.
-        loss: one of ``PGD_LOSSES``; m, approx_factor, lam: the IG losses' settings.
+        loss: one of ``PGD_LOSSES``; n_steps (IG points, the config's ``m``), approx_factor, lam:
+            the IG losses' settings.
         bounds: the pixel range (``data.value_range``). generator: for the random start.
         chunk_size: examples per gradient evaluation (None: whole batch); the losses are sums
             over examples, so chunking bounds memory without changing the result.
@@ -110,7 +107,7 @@ def pgd(
     Example:
         >>> x_adv = pgd(model, x, y, epsilon=0.3, steps=40, step_size=0.01)
     """
-    objective = pgd_loss(loss, m=m, approx_factor=approx_factor, lam=lam)
+    objective = pgd_loss(loss, n_steps=n_steps, approx_factor=approx_factor, lam=lam)
     eps = check_epsilon(epsilon)
     low_high = check_bounds(bounds)
     if int(steps) < 0:

@@ -16,24 +16,29 @@ Every member keeps the label as the faithful walk does (an iterate that flips th
 never counts; the walk goes on from it). For each metric on its own (top-k intersection at
 ``eval_k_top``, Kendall's τ, Spearman's ρ) the result is the minimum over all members and all
 label-keeping iterates, so it is never above any member's value. Members other than the faithful
-one take their ascent direction from a surrogate map with ``direction_ig_steps`` IG points (default
-a quarter of ``ig_steps``): the sign of a gradient needs fewer points than the reported metrics,
-which always use ``ig_steps``; this keeps the whole portfolio within 4× the faithful attack's cost
-(``bench/strong_vs_faithful.py``).
+one take their ascent direction from a surrogate map with ``direction_n_steps`` IG points (config
+``strong_direction_ig_steps``, default a quarter of ``n_steps``): the sign of a gradient needs fewer
+points than the reported metrics, which always use ``n_steps``; this keeps the whole portfolio
+within 4× the faithful attack's cost (``bench/strong_vs_faithful.py``).
+
+The portfolio is composed from the registered members (``attacks.members``: those with
+``in_portfolio``, in their ``order``), so a new member module joins it without an edit here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from robustattr.attacks import _common
-from robustattr.attacks.attribution_attack import (
-    WalkMember, _clean_maps, _Saliency, _State, _walk, _WalkSettings, check_attack_settings,
-)
+from robustattr.attacks.attribution_attack import walk_saliency, walk_settings
+from robustattr.attacks.members import MEMBERS
+from robustattr.attacks.settings import AttackSettings
+from robustattr.attacks.walk import WalkMember, WalkState, clean_maps, walk
 from robustattr.errors import UserInputError
 
 __all__ = ["METRICS", "StrongAttributionResult", "portfolio", "strong_attribution_attack"]
@@ -41,25 +46,25 @@ __all__ = ["METRICS", "StrongAttributionResult", "portfolio", "strong_attributio
 #: The metrics whose worst case is reported, in the order of the result files.
 METRICS = ("intersection", "spearman", "kendall")
 
-# Fixed generator streams per member (stream 0 is the faithful walk's), so that changing the
-# number of random starts changes no other member's draws.
-_STREAM_MASS_CENTER, _STREAM_RANDOM, _STREAM_MAP_DISTANCE, _STREAM_RANDOM_START = 1, 2, 3, 100
 
-
-def portfolio(random_starts: int = 2, direction_ig_steps: int | None = None) -> tuple[WalkMember, ...]:
-    """The members of the strong evaluation, the faithful walk first (module docstring)."""
-    if random_starts < 0:
+def portfolio(random_starts: int = 2, direction_n_steps: int | None = None) -> tuple[WalkMember, ...]:
+    """The strong evaluation's walks: every registered member with ``in_portfolio``, in ``order``
+    (``topK`` first, the faithful walk), a member with ``copies`` as ``random_starts`` copies
+    ``{name}_1 … _R`` on streams ``stream + r``. Members without ``full_direction`` take their
+    direction from ``direction_n_steps`` IG points (None: all of them)."""
+    if int(random_starts) < 0:
         raise UserInputError(f"strong_random_starts={random_starts} must be >= 0")
-    d = direction_ig_steps
-    return (
-        WalkMember("topK", "topK"),
-        *(WalkMember(f"topK_random_start_{r}", "topK", random_start=True, direction_ig_steps=d,
-                     stream=_STREAM_RANDOM_START + r) for r in range(1, random_starts + 1)),
-        WalkMember("mass_center", "mass_center", direction_ig_steps=d, stream=_STREAM_MASS_CENTER),
-        WalkMember("random", "random", stream=_STREAM_RANDOM),
-        WalkMember("map_distance", "map_distance", random_start=True, direction_ig_steps=d,
-                   stream=_STREAM_MAP_DISTANCE),
-    )
+    walks: list[WalkMember] = []
+    for kind in MEMBERS.values():
+        if not kind.in_portfolio:
+            continue
+        d = None if kind.full_direction else direction_n_steps
+        if kind.copies:
+            walks += [WalkMember.of(kind, f"{kind.name}_{r}", direction_n_steps=d, stream=kind.stream + r)
+                      for r in range(1, int(random_starts) + 1)]
+        else:
+            walks.append(WalkMember.of(kind, direction_n_steps=d))
+    return tuple(walks)
 
 
 @dataclass(frozen=True)
@@ -93,18 +98,18 @@ class StrongAttributionResult:
 
 
 def strong_attribution_attack(
-    model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, step_size: float, steps: int, k_top: int,
-    eval_k_top: int | None = None, measure: str = "kendall", saliency: str = "ig", ig_steps: int = 100,
-    random_starts: int = 2, direction_ig_steps: int | None = None, bounds: tuple[float, float] = (0.0, 1.0),
-    integer_pixels: bool = False, seed: int = 0, example_ids: Sequence[int] | None = None,
-    chunk_size: int | None = None, flat_rule: str = "random_sign", surrogate: str = "softplus",
+    model: nn.Module, x: Tensor, y: Tensor, settings: AttackSettings | None = None, *,
+    example_ids: Sequence[int] | None = None, **overrides: Any,
 ) -> StrongAttributionResult:
     """Worst case per example and metric over :func:`portfolio`'s members (module docstring).
 
+    ``settings``: an :class:`AttackSettings` (its ``method`` is not used); keywords (``overrides``)
+    replace its fields, or make the settings when it is None, e.g. ``strong_attribution_attack(model,
+    x, y, epsilon=0.3, step_size=0.01, steps=100, k_top=200, random_starts=2, seed=0)``.
     ``measure`` is the faithful walk's criterion (which iterate it keeps); the reported minima do
     not depend on it. Random draws come from per-example generators seeded by (``seed``,
     ``example_ids[i]``, member stream), so an example's result does not depend on its batch;
-    ``example_ids`` defaults to 0..B−1. ``direction_ig_steps`` None: ``max(1, ig_steps // 4)``.
+    ``example_ids`` defaults to 0..B−1. ``direction_n_steps`` None: ``max(1, n_steps // 4)``.
 
     Shape:
         x: (B, C, H, W) float in ``bounds``; y: (B,) int64. Returns :class:`StrongAttributionResult`.
@@ -114,28 +119,20 @@ def strong_attribution_attack(
         ...                               eval_k_top=100, seed=4557077, example_ids=range(len(x)))
         >>> r.kendall[r.attacked].mean(), r.members[r.worst_member["kendall"][0]]
     """
+    s = AttackSettings.of(settings, **overrides)
     B, _, H, W = x.shape
-    eval_k_top = k_top if eval_k_top is None else eval_k_top
-    check_attack_settings(method="topK", measure=measure, saliency_type=saliency, k_top=k_top,
-                          eval_k_top=eval_k_top, image_hw=(H, W), has_target=False, steps=steps,
-                          ig_steps=ig_steps, flat_rule=flat_rule)
-    if direction_ig_steps is None:
-        direction_ig_steps = max(1, ig_steps // 4)
-    if int(direction_ig_steps) < 1:
-        raise UserInputError(f"strong_direction_ig_steps={direction_ig_steps} must be >= 1")
-    members = portfolio(random_starts, direction_ig_steps)
+    s.check_image((H, W), has_target=True)  # no member of the portfolio needs a target
+    members = portfolio(s.random_starts, s.direction_points)
     ids = list(range(B)) if example_ids is None else [int(i) for i in example_ids]
     if len(ids) != B:
         raise ValueError(f"got {len(ids)} example ids for a batch of {B}")
-    walk = _WalkSettings.checked(measure=measure, epsilon=epsilon, step_size=step_size, steps=steps, k_top=k_top,
-                                 eval_k_top=eval_k_top, bounds=bounds, integer_pixels=integer_pixels,
-                                 flat_rule=flat_rule)
-    sal = _Saliency(saliency, ig_steps, chunk_size, surrogate)
+    cfg = walk_settings(s)
+    sal = walk_saliency(s)
     M = len(members)
     nan = torch.full((B,), float("nan"), device=x.device)
     with _common.attack_mode(model), torch.enable_grad():
         x = x.detach()
-        attacked, s0_all, idx = _clean_maps(model, sal, x, y)
+        attacked, s0_all, idx = clean_maps(model, sal, x, y)
         nan = nan.to(s0_all.dtype)
         out = {name: nan.clone() for name in METRICS}
         per_member = {name: nan.expand(M, B).clone() for name in METRICS}
@@ -145,11 +142,11 @@ def strong_attribution_attack(
         found = torch.zeros(B, dtype=torch.bool, device=x.device)
         if idx.numel() > 0:
             chosen = [ids[i] for i in idx.tolist()]
-            gens = [_common.example_generator(seed, i, m.stream) for m in members for i in chosen]
+            gens = [_common.example_generator(s.seed, i, m.stream) for m in members for i in chosen]
             xa, ya, s0 = x[idx], y[idx], s0_all[idx]
-            state = _State.build(model, sal, xa, ya, s0, members=members, k_top=k_top, target_map=None,
-                                 need_center=measure == "mass_center")
-            r = _walk(model, sal, xa, ya, s0, state, members, walk, gens)
+            state = WalkState.build(model, sal, xa, ya, s0, members=members, k_top=s.k_top,
+                                    need=("center0",) if s.measure == "mass_center" else ())
+            r = walk(model, sal, xa, ya, s0, state, members, cfg, gens)
             n = xa.shape[0]
             for name in METRICS:
                 values = r.worst[name].view(M, n)

@@ -1,7 +1,7 @@
 """Integrated Gradients (Sundararajan et al., 2017), batched over examples and path points.
 
 All path points of a chunk of examples go through the model in one forward, so a batch of B
-images with ``steps`` points costs ``ceil(B / chunk_size)`` forward/backward passes.
+images with ``n_steps`` points costs ``ceil(B / chunk_size)`` forward/backward passes.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import torch
 from torch import Tensor, nn
 
 
-def right_riemann_alphas(steps: int, *, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Path coefficients k/steps for k = 1..steps (the paper's rule, Captum's ``riemann_right``)."""
-    if steps < 1:
-        raise ValueError(f"steps must be ≥ 1, got {steps}")
-    return torch.arange(1, steps + 1, dtype=dtype, device=device) / steps
+def right_riemann_alphas(n_steps: int, *, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Path coefficients k/n_steps for k = 1..n_steps (the paper's rule, Captum's ``riemann_right``)."""
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be ≥ 1, got {n_steps}")
+    return torch.arange(1, n_steps + 1, dtype=dtype, device=device) / n_steps
 
 
 def path_gradients(
@@ -101,14 +101,16 @@ def integrated_gradients(
     x: Tensor,
     target: Tensor,
     baseline: Tensor | None = None,
-    steps: int = 50,
+    n_steps: int = 50,
     create_graph: bool = False,
     chunk_size: int | None = None,
+    *,
+    steps: int | None = None,
 ) -> Tensor:
     """Integrated Gradients of the ``target`` logit, right Riemann sum.
 
-    IG(x) = (x − x₀) ⊙ (1/steps) Σ_{k=1..steps} ∇f_target(x₀ + (k/steps)(x − x₀)); equal to
-    Captum's ``IntegratedGradients(model).attribute(x, x₀, target, n_steps=steps,
+    IG(x) = (x − x₀) ⊙ (1/n) Σ_{k=1..n} ∇f_target(x₀ + (k/n)(x − x₀)) with n = ``n_steps``; equal to
+    Captum's ``IntegratedGradients(model).attribute(x, x₀, target, n_steps=n,
     method="riemann_right")``.
 
     Args:
@@ -116,14 +118,21 @@ def integrated_gradients(
         x: (B, C, H, W) float, the dataset's value range.
         target: (B,) int64 class per example.
         baseline: (B, C, H, W) or broadcastable; zeros when None.
-        steps: number of path points (≥ 1).
+        n_steps: number of path points n (≥ 1), Captum's name; the fifth positional argument.
         create_graph: differentiable result (w.r.t. x and the parameters), for training and attacks.
-        chunk_size: examples per forward; bounds memory at chunk_size·steps images.
+        chunk_size: examples per forward; bounds memory at chunk_size·n_steps images.
+        steps: keyword alias of ``n_steps`` (the name of the stable API before Captum's vocabulary
+            was adopted; ``integrated_gradients(model, x, y, steps=100)`` keeps working). Give one.
     Returns:
         (B, C, H, W) attributions, same dtype and device as x.
     """
+    if steps is not None:
+        if n_steps not in (50, steps):
+            raise TypeError(f"integrated_gradients got n_steps={n_steps} and steps={steps}; give one (steps is "
+                            "an alias of n_steps)")
+        n_steps = steps
     baseline = torch.zeros_like(x) if baseline is None else baseline.expand_as(x)
-    alphas = right_riemann_alphas(steps, dtype=x.dtype, device=x.device)
+    alphas = right_riemann_alphas(n_steps, dtype=x.dtype, device=x.device)
     grads = path_gradients(_target_logit(model), baseline, x, alphas, target, create_graph=create_graph, chunk_size=chunk_size)
     return (x - baseline) * grads if create_graph else (x - baseline).detach() * grads
 

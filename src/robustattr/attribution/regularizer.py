@@ -2,7 +2,8 @@
 
 IG(x, x') = (x' − x) ⊙ (1/|K|) Σ_{k∈K} ∇_z L(x + (k/m)(x' − x), y) with
 L(z, y) = −log clip(softmax(f(z))_y, 1e−10, 1) and K = {a, 2a, …} ∩ [1, m] for approx_factor a
-(a = 1: all m points). The regulariser is ‖IG‖₁ summed over the whole batch.
+(a = 1: all m points), m = ``n_steps`` (the config key ``m``). The regulariser is ‖IG‖₁ summed over
+the whole batch.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ def clipped_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
     return -torch.log(prob.clamp(1e-10, 1.0))
 
 
-def loss_path_alphas(m: int, approx_factor: int = 1, *, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """k/m for k = a, 2a, … ≤ m: the points the (approximate) regulariser evaluates."""
-    if m < 1 or approx_factor < 1:
-        raise ValueError(f"m and approx_factor must be ≥ 1, got m={m}, approx_factor={approx_factor}")
-    return torch.arange(approx_factor, m + 1, approx_factor, dtype=dtype, device=device) / m
+def loss_path_alphas(n_steps: int, approx_factor: int = 1, *, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """k/m for k = a, 2a, … ≤ m (m = ``n_steps``): the points the (approximate) regulariser evaluates."""
+    if n_steps < 1 or approx_factor < 1:
+        raise ValueError(f"n_steps and approx_factor must be ≥ 1, got n_steps={n_steps}, "
+                         f"approx_factor={approx_factor}")
+    return torch.arange(approx_factor, n_steps + 1, approx_factor, dtype=dtype, device=device) / n_steps
 
 
 def loss_integrated_gradients(
@@ -35,7 +37,7 @@ def loss_integrated_gradients(
     x: Tensor,
     x_adv: Tensor,
     y: Tensor,
-    m: int,
+    n_steps: int,
     approx_factor: int = 1,
     create_graph: bool = False,
     chunk_size: int | None = None,
@@ -47,7 +49,7 @@ def loss_integrated_gradients(
         x: (B, C, H, W) natural images (the baseline).
         x_adv: (B, C, H, W) perturbed images (the end point); may require grad (PGD on the IG term).
         y: (B,) int64 labels.
-        m: number of path points; approx_factor: keep every a-th point only.
+        n_steps: number of path points m (the config's ``m``); approx_factor: keep every a-th point only.
         create_graph: keep the graph so the result can be differentiated w.r.t. x_adv or the
             parameters (double backprop). To bound memory in that case, call this on slices of
             the batch and backpropagate each slice's term separately: the L1 norm is a sum over
@@ -56,7 +58,7 @@ def loss_integrated_gradients(
     Returns:
         (B, C, H, W) attributions of the loss.
     """
-    alphas = loss_path_alphas(m, approx_factor, dtype=x.dtype, device=x.device)
+    alphas = loss_path_alphas(n_steps, approx_factor, dtype=x.dtype, device=x.device)
 
     def loss(points: Tensor, labels: Tensor) -> Tensor:
         return clipped_cross_entropy(model(points), labels)
@@ -71,13 +73,17 @@ def ig_regularizer(
     x: Tensor,
     x_adv: Tensor,
     y: Tensor,
-    m: int,
+    n_steps: int,
     approx_factor: int = 1,
     create_graph: bool = False,
     chunk_size: int | None = None,
 ) -> Tensor:
-    """‖IG(x, x_adv)‖₁ summed over the batch, pixels and channels: a scalar (spec §3.1)."""
-    return loss_integrated_gradients(model, x, x_adv, y, m, approx_factor, create_graph, chunk_size).abs().sum()
+    """‖IG(x, x_adv)‖₁ summed over the batch, pixels and channels: a scalar (spec §3.1).
+
+    Positional order ``(model, x, x_adv, y, n_steps, approx_factor, create_graph, chunk_size)``, as
+    the training objectives call it; ``n_steps`` is the config's ``m``.
+    """
+    return loss_integrated_gradients(model, x, x_adv, y, n_steps, approx_factor, create_graph, chunk_size).abs().sum()
 
 
 def chunk_size_for_budget(memory_budget_mb: float | None, bytes_per_example: int) -> int | None:

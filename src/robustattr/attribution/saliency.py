@@ -9,6 +9,7 @@ so an attack can ascend it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,12 +40,12 @@ def ig_saliency(
     model: nn.Module,
     x: Tensor,
     target: Tensor,
-    steps: int = 100,
+    n_steps: int = 100,
     create_graph: bool = False,
     chunk_size: int | None = None,
 ) -> Tensor:
-    """(B, H, W) IG saliency with the zero baseline: ``saliency_map(integrated_gradients(...))``."""
-    return saliency_map(integrated_gradients(model, x, target, steps=steps, create_graph=create_graph, chunk_size=chunk_size))
+    """(B, H, W) IG saliency with the zero baseline and ``n_steps`` points: ``saliency_map(integrated_gradients(...))``."""
+    return saliency_map(integrated_gradients(model, x, target, n_steps=n_steps, create_graph=create_graph, chunk_size=chunk_size))
 
 
 def gradient_saliency(model: nn.Module, x: Tensor, target: Tensor, create_graph: bool = False) -> Tensor:
@@ -93,7 +94,7 @@ class SaliencyMethod:
 
     Attributes:
         kind: one of :data:`SALIENCY_KINDS`.
-        ig_steps: IG path points (``ig``).
+        n_steps: IG path points (``ig``; the config's ``num_IG_steps``).
         baseline: IG path start, a constant in x's units (0: the paper's black image).
         samples, sigma, seed: SmoothGrad's n, σ (x's units) and noise seed.
 
@@ -102,7 +103,7 @@ class SaliencyMethod:
     """
 
     kind: str = "ig"
-    ig_steps: int = 100
+    n_steps: int = 100
     baseline: float = 0.0
     samples: int = 50
     sigma: float = 0.15
@@ -113,17 +114,26 @@ class SaliencyMethod:
             raise UserInputError(f"saliency_type={self.kind!r} is not supported; choose from "
                                  f"{', '.join(SALIENCY_KINDS)}{did_you_mean(self.kind, SALIENCY_KINDS)}")
 
+    @classmethod
+    def from_config(cls, cfg: Any, bounds: tuple[float, float]) -> SaliencyMethod:
+        """A config's method: ``saliency_type`` with ``num_IG_steps``, ``ig_baseline``, SmoothGrad's
+        ``smoothgrad_samples`` and σ in pixel units (``smoothgrad_noise`` × the width of ``bounds``),
+        its noise seeded by ``random_seed``."""
+        return cls(cfg.saliency_type, n_steps=cfg.num_IG_steps, baseline=cfg.ig_baseline,
+                   samples=cfg.smoothgrad_samples, sigma=cfg.smoothgrad_noise * (bounds[1] - bounds[0]),
+                   seed=cfg.random_seed)
+
     @property
     def points_per_example(self) -> int:
         """Model evaluations per example and map: what sizes a chunk."""
-        return {"ig": self.ig_steps, "smoothgrad": self.samples}.get(self.kind, 1)
+        return {"ig": self.n_steps, "smoothgrad": self.samples}.get(self.kind, 1)
 
     def attributions(self, model: nn.Module, x: Tensor, target: Tensor, *, create_graph: bool = False,
                      chunk_size: int | None = None) -> Tensor:
         """(B, C, H, W) attributions of the ``target`` logits for x (B, C, H, W)."""
         if self.kind == "ig":
             baseline = None if self.baseline == 0.0 else torch.full_like(x, self.baseline)
-            return integrated_gradients(model, x, target, baseline, steps=self.ig_steps,
+            return integrated_gradients(model, x, target, baseline, n_steps=self.n_steps,
                                         create_graph=create_graph, chunk_size=chunk_size)
         if self.kind == "smoothgrad":
             return smoothgrad(model, x, target, samples=self.samples, sigma=self.sigma, seed=self.seed,

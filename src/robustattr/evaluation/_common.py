@@ -46,7 +46,7 @@ def _load_model(cfg: Any) -> tuple[torch.nn.Module, dict]:
     from robustattr import distributed as dist
     from robustattr import models
     from robustattr.checkpoints import load_run_model
-    from robustattr.config import resolve_device
+    from robustattr.devices import resolve_device
 
     def read() -> tuple[dict[str, torch.Tensor], dict]:
         model, meta = load_run_model(cfg, device="cpu")
@@ -64,9 +64,7 @@ def saliency_method(cfg: Any, bounds: tuple[float, float]) -> Any:
     units (``smoothgrad_noise`` × the width of ``bounds``) and its noise seeded by ``random_seed``."""
     from robustattr.attribution import SaliencyMethod
 
-    return SaliencyMethod(cfg.saliency_type, ig_steps=cfg.num_IG_steps, baseline=cfg.ig_baseline,
-                          samples=cfg.smoothgrad_samples, sigma=cfg.smoothgrad_noise * (bounds[1] - bounds[0]),
-                          seed=cfg.random_seed)
+    return SaliencyMethod.from_config(cfg, bounds)
 
 
 def round_robin(items: list[Any], num_shards: int, shard: int) -> list[tuple[int, Any]]:

@@ -25,10 +25,11 @@ import torch
 
 from robustattr import distributed as dist
 from robustattr.attacks._common import example_generator
-from robustattr.attacks.attribution_attack import attribution_attack, check_attack_settings
-from robustattr.attacks.strong_attribution import METRICS, portfolio, strong_attribution_attack
+from robustattr.attacks.attribution_attack import attribution_attack
+from robustattr.attacks.members.target import target_map_from_box
+from robustattr.attacks.settings import STRONG, AttackSettings
+from robustattr.attacks.strong_attribution import METRICS, portfolio
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
-from robustattr.errors import UserInputError
 from robustattr.metrics import cosine_similarity, lens_kendall_tau, lens_top_k_intersection
 from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
@@ -38,7 +39,7 @@ from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_attribution", "ATTRIBUTION_RESULT_FILE", "ATTRIBUTION_EXAMPLES_FILE",
            "STRONG_RESULT_FILE", "STRONG_EXAMPLES_FILE", "result_files", "strong_direction_steps",
-           "attack_from_config", "target_map_from_box", "example_generator"]
+           "result_settings", "attack_settings", "target_map_from_box", "example_generator"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,32 +55,23 @@ def result_files(method: str) -> tuple[str, str]:
         return STRONG_RESULT_FILE, STRONG_EXAMPLES_FILE
     return ATTRIBUTION_RESULT_FILE, ATTRIBUTION_EXAMPLES_FILE
 
-# The original casts attacked images to integers on the datasets stored as 0..255 (spec §4.2).
-_INTEGER_PIXEL_DATASETS = ("gtsrb", "flower17")
-
-
-def target_map_from_box(box: Any, image_hw: tuple[int, int]) -> torch.Tensor:
-    """(H, W) float map: 1 inside rows r0:r1 and columns c0:c1 (end exclusive), 0 elsewhere."""
-    h, w = image_hw
-    try:
-        r0, c0, r1, c1 = (int(v) for v in box)
-    except (TypeError, ValueError):
-        raise UserInputError(
-            f"attribution_attack_target={box!r} is not a box; give [r0, c0, r1, c1]") from None
-    if not (0 <= r0 < r1 <= h and 0 <= c0 < c1 <= w):
-        raise UserInputError(
-            f"attribution_attack_target={[r0, c0, r1, c1]} must satisfy 0 <= r0 < r1 <= {h} and "
-            f"0 <= c0 < c1 <= {w} (pixel indices, end exclusive)"
-        )
-    target = torch.zeros(h, w)
-    target[r0:r1, c0:c1] = 1.0
-    return target
-
 
 def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
-    """Everything that changes a per-example result; its digest guards the resumable CSV."""
+    """Everything that changes a per-example result: which weights (``checkpoint_settings``) and
+    :func:`result_settings`. Its digest guards the resumable CSV; the result JSON records it."""
+    return {**checkpoint_settings(cfg, meta), **result_settings(cfg, info)}
+
+
+def result_settings(cfg: Any, info: Any = None) -> dict[str, Any]:
+    """The settings that define an attribution evaluation's result, from the config alone: every
+    key ``eval_attribution*.json`` records but the checkpoint's step and digest (``dataset`` and
+    ``model`` included), in the files' order. Two configs with equal result settings give the same
+    result on the same checkpoint, so a result whose settings differ from these is stale.
+    ``info``: the dataset's (default ``cfg.dataset_info()``)."""
+    attack = AttackSettings.from_config(cfg, info)
     return {
-        **checkpoint_settings(cfg, meta),
+        "dataset": cfg.dataset,
+        "model": cfg.model,
         "attribution_attack_method": cfg.attribution_attack_method,
         "attribution_attack_measure": cfg.attribution_attack_measure,
         "saliency_type": cfg.saliency_type,
@@ -94,10 +86,10 @@ def attack_settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
         "eval_k_top": cfg.eval_k_top,
         "attribution_attack_target": cfg.attribution_attack_target,
         "random_seed": cfg.random_seed,
-        "integer_pixels": cfg.dataset in _INTEGER_PIXEL_DATASETS,
-        "bounds": list(info.value_range),
+        "integer_pixels": attack.integer_pixels,
+        "bounds": list(attack.bounds),
         "lens_window": cfg.lens_window,
-        **(_strong_settings(cfg) if cfg.attribution_attack_method == "strong" else {}),
+        **(_strong_settings(attack) if attack.method == STRONG else {}),
     }
 
 
@@ -119,12 +111,11 @@ def strong_direction_steps(cfg: Any) -> int:
     return cfg.strong_direction_ig_steps or max(1, cfg.num_IG_steps // 4)
 
 
-def _strong_settings(cfg: Any) -> dict[str, Any]:
-    direction = strong_direction_steps(cfg)
+def _strong_settings(attack: AttackSettings) -> dict[str, Any]:
     return {
-        "strong_random_starts": cfg.strong_random_starts,
-        "strong_direction_ig_steps": direction,
-        "members": [m.name for m in portfolio(cfg.strong_random_starts, direction)],
+        "strong_random_starts": attack.random_starts,
+        "strong_direction_ig_steps": attack.direction_points,
+        "members": [m.name for m in portfolio(attack.random_starts, attack.direction_points)],
     }
 
 
@@ -158,13 +149,8 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     info = cfg.dataset_info()
     _, h, w = info.image_shape
     method = cfg.attribution_attack_method
-    target = None
-    if method == "target" and cfg.attribution_attack_target is not None:
-        target = target_map_from_box(cfg.attribution_attack_target, (h, w))
-    check_attack_settings(method="topK" if method == "strong" else method, measure=cfg.attribution_attack_measure,
-                          saliency_type=cfg.saliency_type, k_top=cfg.k_top, eval_k_top=cfg.eval_k_top,
-                          image_hw=(h, w), has_target=target is not None,
-                          flat_rule=cfg.attribution_attack_flat_rule)
+    attack = AttackSettings.from_config(cfg, info)
+    attack.check_image((h, w))
     model, meta, split, n, device = load_model_and_data(cfg)
     n = min(cfg.num_attribution_examples or n, len(split))
     settings = attack_settings(cfg, info, meta)
@@ -173,7 +159,7 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     log = ExampleLog(run_dir / examples_file, settings, _example_fields(settings))
     done = dist.run_on_main(lambda: set(log.open()))  # rank 0 owns the files
     todo = [i for i in range(n) if i not in done]
-    chunk = _chunk_size(cfg, model, split, device)
+    attack = AttackSettings.of(attack, chunk_size=_chunk_size(cfg, model, split, device))
     world, rank = dist.world_size(), dist.rank()
     todo_batches = list(batches(todo, cfg.attribution_batch_size or cfg.eval_batch_size))
     desc = "strong attribution attack" if method == "strong" else "attribution attack"
@@ -182,7 +168,7 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
             # One round: batch first + r goes to rank r; a rank past the end computes nothing.
             rows: list[tuple] = []
             if first + rank < len(todo_batches):
-                rows = _attack_rows(cfg, model, split, todo_batches[first + rank], device, target, info, chunk)
+                rows = _attack_rows(cfg, model, split, todo_batches[first + rank], device, attack)
             for batch_rows in dist.all_gather_object(rows) if world > 1 else [rows]:
                 if dist.is_main():
                     log.append(batch_rows)
@@ -193,44 +179,19 @@ def evaluate_attribution(cfg: Any) -> dict[str, Any]:
     return result
 
 
-def attack_from_config(cfg: Any, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ids: list[int],
-                       info: Any, *, strong: bool, target: torch.Tensor | None = None, chunk: int | None = None) -> Any:
-    """The run's attribution attack on ``x`` (B, C, H, W), ``y`` (B,), the test images ``ids``: the
-    strong evaluation, or the faithful ``attribution_attack_method``, with every setting from ``cfg``.
-
-    Random draws come from generators seeded by (``random_seed``, test index), so a result does not
-    depend on the batch. Returns a ``StrongAttributionResult`` or an ``AttributionAttackResult``.
-    """
-    common = dict(
-        epsilon=cfg.epsilon, step_size=cfg.attribution_attack_step_size, steps=cfg.attribution_attack_steps,
-        k_top=cfg.k_top, eval_k_top=cfg.eval_k_top, measure=cfg.attribution_attack_measure,
-        saliency=saliency_method(cfg, info.value_range), ig_steps=cfg.num_IG_steps, bounds=info.value_range,
-        integer_pixels=cfg.dataset in _INTEGER_PIXEL_DATASETS, chunk_size=chunk,
-        flat_rule=cfg.attribution_attack_flat_rule, surrogate=cfg.attribution_attack_surrogate,
-    )
-    if strong:
-        return strong_attribution_attack(model, x, y, random_starts=cfg.strong_random_starts,
-                                         direction_ig_steps=cfg.strong_direction_ig_steps, seed=cfg.random_seed,
-                                         example_ids=ids, **common)
-    # One generator per example: random's steps and the flat rule's draw from it.
-    gens = [example_generator(cfg.random_seed, i) for i in ids]
-    return attribution_attack(model, x, y, method=cfg.attribution_attack_method, times=cfg.attribution_attack_times,
-                              target_map=target, generator=gens, **common)
-
-
 def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor, device: torch.device,
-                 target: torch.Tensor | None, info: Any, chunk: int | None) -> list[tuple]:
+                 attack: AttackSettings) -> list[tuple]:
     """Attack the test images ``idx`` (LongTensor (B,)); one row per image in ``_example_fields`` order
-    (for the strong evaluation also the member breakdown)."""
+    (for the strong evaluation also the member breakdown). Random draws come from generators seeded
+    by (``random_seed``, test index), so a row does not depend on the batch."""
     x, y = split.batch(idx)
     x, y = x.to(device), y.to(device)
-    strong = cfg.attribution_attack_method == "strong"
-    r = attack_from_config(cfg, model, x, y, idx.tolist(), info, strong=strong, target=target, chunk=chunk)
+    r = attribution_attack(model, x, y, attack, example_ids=idx.tolist())
     columns = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
-               *map_similarities(r.saliency, r.saliency_adv, r.attacked, cfg.eval_k_top, cfg.lens_window)]
+               *map_similarities(r.saliency, r.saliency_adv, r.attacked, attack.eval_k, cfg.lens_window)]
     # One host transfer per batch, after the attack.
     columns = [c.cpu().tolist() for c in columns]
-    if not strong:
+    if attack.method != STRONG:
         return list(zip(*columns))
     names = ("",) + r.members  # worst_member −1 (nothing went below 1) reads as ""
     worst = [[names[i + 1] for i in r.worst_member[m].cpu().tolist()] for m in METRICS]

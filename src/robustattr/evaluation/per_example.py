@@ -10,6 +10,7 @@ Kendall) for every example.
     >>> r = attribution_robustness_of(model, test_loader, epsilon=0.3, step_size=0.01, steps=100,
     ...                            k_top=200, eval_k_top=100, strong=True, seed=0)
     >>> r.summary()["kendall"], r.kendall[r.attacked]         # mean, and (N_attacked,) values
+    >>> r = attribution_robustness_of(model, test_loader, AttackSettings.from_config(cfg))
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustattr.attacks._common import example_generator
 from robustattr.attacks.attribution_attack import attribution_attack
-from robustattr.attacks.strong_attribution import strong_attribution_attack
-from robustattr.attribution import SaliencyMethod
+from robustattr.attacks.settings import STRONG, AttackSettings
+from robustattr.errors import UserInputError
 from robustattr.evaluation.attribution_robustness import map_similarities
 
 __all__ = ["AttributionRobustness", "attribution_robustness_of"]
@@ -79,12 +79,9 @@ def _batches(data: tuple[Tensor, Tensor] | Iterable[Any], batch_size: int) -> It
 
 
 def attribution_robustness_of(
-    model: nn.Module, data: tuple[Tensor, Tensor] | Iterable[Any], *, epsilon: float, step_size: float,
-    steps: int, k_top: int, eval_k_top: int | None = None, strong: bool = True, method: str = "topK",
-    measure: str = "kendall", times: int = 1, saliency: str | SaliencyMethod = "ig", ig_steps: int = 100,
-    bounds: tuple[float, float] = (0.0, 1.0), batch_size: int = 100, lens_window: int = 3, seed: int = 0,
-    random_starts: int = 2, surrogate: str = "softplus", chunk_size: int | None = None,
-    device: torch.device | str | None = None,
+    model: nn.Module, data: tuple[Tensor, Tensor] | Iterable[Any], settings: AttackSettings | None = None, *,
+    strong: bool | None = None, batch_size: int = 100, lens_window: int = 3,
+    device: torch.device | str | None = None, **overrides: Any,
 ) -> AttributionRobustness:
     """Attack the saliency maps of every example of ``data``; see :class:`AttributionRobustness`.
 
@@ -93,34 +90,34 @@ def attribution_robustness_of(
             directions (``surrogate="none"``: its own gradients).
         data: an (x (N, C, H, W), y (N,)) pair of tensors, or an iterable of (x, y) batches (a
             DataLoader; extra items per batch are ignored). x in ``bounds``.
-        epsilon, step_size: L∞ radius and step in x's units; steps: iterations per walk.
-        k_top: pixels the topK objective moves; eval_k_top: k of the reported intersections.
-        strong: the portfolio's worst case (``strong_attribution_attack``, ``random_starts``);
-            False: the faithful ``method`` (topK, mass_center, random) with ``times`` restarts.
-        saliency, ig_steps: the map attacked (a name or a :class:`SaliencyMethod`).
-        seed: random draws come from (seed, example's position in ``data``): results do not depend
-            on batching. device: where to run (default: the model's).
+        settings: an :class:`~robustattr.attacks.AttackSettings`; keywords (``overrides``: epsilon,
+            step_size, steps, k_top, eval_k_top, method, measure, times, saliency, n_steps, bounds,
+            seed, random_starts, surrogate, chunk_size, …) replace its fields or, without it, make them.
+        strong: the portfolio's worst case (``strong_attribution_attack``) or (False) the faithful
+            ``method`` (topK, mass_center, random, …) with ``times`` restarts. None: True when the
+            settings come from keywords alone, else whether ``settings.method`` is "strong".
+        seed (a setting): random draws come from (seed, example's position in ``data``): results do
+            not depend on batching. lens_window: the LENS metrics' window. device: where to run
+            (default: the model's).
     Returns:
         :class:`AttributionRobustness` with one entry per example, in data order.
     """
+    attack = AttackSettings.of(settings, **overrides)
+    if strong is None:
+        strong = settings is None or attack.method == STRONG
+    if strong:
+        attack = AttackSettings.of(attack, method=STRONG)
+    elif attack.method == STRONG:
+        raise UserInputError("strong=False needs a faithful method, not method='strong'")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    eval_k_top = k_top if eval_k_top is None else eval_k_top
     parts: dict[str, list[Tensor]] = {f.name: [] for f in fields(AttributionRobustness)}
     seen = 0
     for x, y in _batches(data, batch_size):
         x, y = x.to(device), y.to(device)
         ids = list(range(seen, seen + x.shape[0]))
         seen += x.shape[0]
-        common = dict(epsilon=epsilon, step_size=step_size, steps=steps, k_top=k_top, eval_k_top=eval_k_top,
-                      saliency=saliency, ig_steps=ig_steps, bounds=bounds, chunk_size=chunk_size,
-                      surrogate=surrogate, measure=measure)
-        if strong:
-            r = strong_attribution_attack(model, x, y, random_starts=random_starts, seed=seed, example_ids=ids,
-                                          **common)
-        else:
-            gens = [example_generator(seed, i) for i in ids]
-            r = attribution_attack(model, x, y, method=method, times=times, generator=gens, **common)
-        similar = map_similarities(r.saliency, r.saliency_adv, r.attacked, eval_k_top, lens_window)
+        r = attribution_attack(model, x, y, attack, example_ids=ids)
+        similar = map_similarities(r.saliency, r.saliency_adv, r.attacked, attack.eval_k, lens_window)
         values = dict(zip(("cosine", "lens_intersection", "lens_kendall"), similar))
         for name in parts:
             parts[name].append((values[name] if name in values else getattr(r, name)).detach().cpu())

@@ -147,7 +147,7 @@ def adversarial(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams)
     """x' from PGD with the config's ``loss_func``; detached, a constant for the outer step."""
     return pgd(
         model, x, y, params.epsilon, params.num_steps, params.step_size, params.random_start,
-        params.loss_func, params.bounds, m=params.m, approx_factor=params.approx_factor, lam=params.lam,
+        params.loss_func, params.bounds, n_steps=params.m, approx_factor=params.approx_factor, lam=params.lam,
         chunk_size=params.pgd_chunk_size, start_noise=params.start_noise,
     )
 
