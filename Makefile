@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench repro install install-dev fashion-mnist-source clean
+.PHONY: demo test test-fast lint-imports bench repro install install-dev fashion-mnist-source clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,20 @@ install-dev: $(VENV)/.stamp-dev
 demo: $(VENV)/.stamp-base
 	$(VENV)/bin/robustattr demo --out runs/demo
 
-test: $(VENV)/.stamp-dev fashion-mnist-source
-	$(PY) -m pytest -q
+# Both cores: one pytest-xdist worker per core, one torch thread per worker (two threads per
+# worker would fight over the same two cores). The layers contract (pyproject.toml) runs first.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+test: $(VENV)/.stamp-dev fashion-mnist-source lint-imports
+	$(PYTEST)
+
+# Everything but the tests marked slow (long end-to-end runs): a quick check while editing.
+test-fast: $(VENV)/.stamp-dev lint-imports
+	$(PYTEST) -m "not slow"
+
+lint-imports: $(VENV)/.stamp-dev
+	$(VENV)/bin/lint-imports --no-cache
 
 # Fashion-MNIST's offline source is the Debian package dataset-fashion-mnist (design.md, Data).
 # Installed here when missing and apt-get is at hand (as root, or through password-less sudo);

@@ -110,7 +110,7 @@ def test_figure_never_shows_an_unmoved_image_as_attacked(evaluated_run, tmp_path
     """A walk of 0 steps moves nothing: the panel must say so instead of showing τ = 1 as robustness.
     Test image 0 at k_top 200 has a flat topK objective; the strong evaluation moves it."""
     from robustattr.config import load_run_or_config
-    from robustattr.evaluation.panel import compute_panel
+    from robustattr.pipelines.figure import compute_panel
 
     tiny = [s for s in TINY if not s.startswith("k_top")] + ["k_top=200"]
     for attack in ("faithful", "strong"):

@@ -9,7 +9,8 @@ else keeps a list of dataset names (``docs/extending.md`` adds one).
 The module protocol (``module`` names it):
 
 - ``sources(name, root, source_dir) -> (list[Source], hint)``: the ordered raw sources for cache
-  root ``root`` (``robustattr.data.sources``), and the line shown when all fail;
+  root ``root`` (``robustattr.data.sources``), and the line shown when all fail; the raw value a
+  source loads may carry ``files`` (raw file name → sha256), recorded in the manifest;
 - ``prepare(raw, staging, **params) -> dict``: write the splits into ``staging``
   (``data.cache.Staging``) and return the manifest's extra fields;
 - ``PREPARE_DEFAULTS``: the preparation parameters (``seed``, ``per_class``) and their defaults, ``{}``

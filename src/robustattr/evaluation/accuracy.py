@@ -23,7 +23,7 @@ from robustattr.evaluation._common import (
 from robustattr.evaluation.results import write_json_atomic
 from robustattr.run_lock import locks_model_dir
 
-__all__ = ["evaluate_pgd", "PGD_RESULT_FILE"]
+__all__ = ["evaluate_pgd", "PGD_RESULT_FILE", "result_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,29 @@ _EVAL_LOSSES = ("xent", "cw")
 
 
 @locks_model_dir("eval pgd")
+def _attack_loss(cfg: Any) -> str:
+    """The loss PGD ascends here: the config's when it is an evaluation loss, else xent (spec §10.4)."""
+    return cfg.loss_func if cfg.loss_func in _EVAL_LOSSES else "xent"
+
+
+def result_settings(cfg: Any) -> dict[str, Any]:
+    """What defines ``eval_pgd.json``'s numbers besides the checkpoint, from the config alone, as the
+    file records it: a file that agrees on all of these and on the checkpoint is current."""
+    info = cfg.dataset_info()
+    n = min(cfg.num_eval_examples, info.split_sizes["test"])
+    return {
+        "num_examples": n,
+        "num_adversarial_examples": min(cfg.num_adversarial_examples or n, n),
+        "epsilon": cfg.epsilon,
+        "num_steps": cfg.num_steps,
+        "step_size": cfg.step_size,
+        "random_start": cfg.random_start,
+        "loss": _attack_loss(cfg),
+        "random_seed": cfg.random_seed,
+        "bounds": list(info.value_range),
+    }
+
+
 def evaluate_pgd(cfg: Any) -> dict[str, Any]:
     """NA on the first ``num_eval_examples`` test images, AA on the first ``num_adversarial_examples``.
 
@@ -48,7 +71,7 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
 
     info = cfg.dataset_info()
     model, meta, split, n, device = load_model_and_data(cfg)
-    loss = cfg.loss_func if cfg.loss_func in _EVAL_LOSSES else "xent"
+    loss = _attack_loss(cfg)
     if loss != cfg.loss_func:
         logger.info("loss_func=%s is a training loss; PGD accuracy uses xent (spec §10.4)", cfg.loss_func)
     n_adv = min(cfg.num_adversarial_examples or n, n)

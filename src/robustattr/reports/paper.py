@@ -6,8 +6,10 @@ Keys: dataset name as in ``robustattr.data.DATASETS``, method as in ``METHOD_NAM
 
 from __future__ import annotations
 
-# training_objective -> the paper's method name
-METHOD_NAMES = {"nat": "NATURAL", "adv": "Madry", "ar": "IG-NORM", "adv_ar": "IG-SUM-NORM"}
+from robustattr.training.objectives import REGISTRY
+
+#: training_objective -> the method's name in tables (the objectives registry's ``display``).
+METHOD_NAMES = {name: info.display for name, info in REGISTRY.items()}
 
 # (dataset, method) -> (NA, AA, IN, CO); fractions in [0, 1] except CO (Kendall's tau).
 PAPER_RESULTS: dict[tuple[str, str], tuple[float, float, float, float]] = {

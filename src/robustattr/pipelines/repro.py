@@ -32,29 +32,22 @@ from robustattr.config import Config, load_config
 from robustattr.config import read_json_file
 from robustattr.data._io import atomic_write_bytes
 from robustattr.errors import UserInputError
-from robustattr.evaluation.attribution_robustness import strong_direction_steps
+from robustattr.evaluation import attribution_robustness
 from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, ExampleLog, read_result
 from robustattr.json_files import NUMBER, dict_of, read_json, record
-from robustattr.stages import evaluation_is_current, is_trained, train_or_resume
+from robustattr.pipelines.stages import attribution_is_current, is_trained, pgd_is_current, train_or_resume
+from robustattr.training.objectives import REGISTRY
 
 __all__ = ["METHODS", "UNIT_FILE", "run_repro", "run_unit"]
 
 log = logging.getLogger(__name__)
 
-#: Units in the order they run (the fine-tuned methods start from NATURAL's run).
-METHODS = ("natural", "madry", "ig-norm", "ig-sum-norm")
+#: Units in the order they run (the objectives registry's slugs; the fine-tuned methods start from NATURAL's run).
+METHODS = tuple(info.slug for info in REGISTRY.values())
 UNIT_FILE = "unit.json"
 RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution.json",
              "eval_attribution_examples.csv", "eval_attribution_strong.json",
              "eval_attribution_strong_examples.csv")
-# Settings an evaluation result must have been computed with to be reused.
-PGD_KEYS = ("num_eval_examples", "num_adversarial_examples", "epsilon", "num_steps", "step_size", "random_start")
-ATTRIBUTION_KEYS = ("num_attribution_examples", "epsilon", "num_IG_steps", "k_top", "eval_k_top",
-                    "attribution_attack_method", "attribution_attack_measure", "attribution_attack_step_size",
-                    "attribution_attack_steps", "attribution_attack_times", "saliency_type",
-                    "attribution_attack_flat_rule")
-STRONG_KEYS = ATTRIBUTION_KEYS + ("strong_random_starts", "strong_direction_ig_steps")
-
 
 class Unit(NamedTuple):
     """One recipe, resolved: the file, the training config and the two evaluation configs."""
@@ -103,9 +96,6 @@ def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> 
                              "configures the strong evaluation, so leave it out or give \"strong\"")
     strong_layer = ({**sections["strong"], "attribution_attack_method": "strong"}, f"{path} (strong)")
     strong_cfg = load_config(recipe["preset"], overrides, layers=[train_layer, eval_layer, strong_layer])
-    if strong_cfg.strong_direction_ig_steps is None:
-        # Resolved here as the evaluation resolves it, so a finished evaluation is recognised as current.
-        strong_cfg = strong_cfg.replace(strong_direction_ig_steps=strong_direction_steps(strong_cfg))
     if train_cfg.dataset != dataset:
         raise UserInputError(f"{path}: dataset is '{train_cfg.dataset}', expected '{dataset}' from its folder")
     return Unit(path, Path(recipe["preset"]), train_cfg, eval_cfg, strong_cfg)
@@ -143,7 +133,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
     from robustattr.evaluation import (
         ATTRIBUTION_RESULT_FILE, PGD_RESULT_FILE, STRONG_RESULT_FILE, evaluate_attribution, evaluate_pgd,
     )
-    from robustattr.evaluation.panel import write_figure
+    from robustattr.pipelines.figure import write_figure
 
     recipes, results = Path(recipes), Path(results)
     unit_recipe = _recipe(recipes, dataset, method, data_root)
@@ -181,12 +171,11 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
         return train_or_resume(cfg)
 
     phase("train", train)
-    phase("eval_pgd", lambda: "reused" if evaluation_is_current(run_dir / PGD_RESULT_FILE, eval_cfg, PGD_KEYS)
-          else (evaluate_pgd(eval_cfg) and "evaluated"))
-    phase("eval_attribution", lambda: "reused" if evaluation_is_current(
-        run_dir / ATTRIBUTION_RESULT_FILE, eval_cfg, ATTRIBUTION_KEYS) else (evaluate_attribution(eval_cfg) and "evaluated"))
-    phase("eval_attribution_strong", lambda: "reused" if evaluation_is_current(
-        run_dir / STRONG_RESULT_FILE, strong_cfg, STRONG_KEYS) else (evaluate_attribution(strong_cfg) and "evaluated"))
+    phase("eval_pgd", lambda: "reused" if pgd_is_current(eval_cfg) else (evaluate_pgd(eval_cfg) and "evaluated"))
+    phase("eval_attribution", lambda: "reused" if attribution_is_current(eval_cfg)
+          else (evaluate_attribution(eval_cfg) and "evaluated"))
+    phase("eval_attribution_strong", lambda: "reused" if attribution_is_current(strong_cfg)
+          else (evaluate_attribution(strong_cfg) and "evaluated"))
     out.mkdir(parents=True, exist_ok=True)
     def figure() -> str:
         index = _figure_index(dataset, [run_dir])
@@ -223,8 +212,8 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
 def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
     """A test image every run classified correctly and attacked (per the per-example CSV in each
     folder): the original notebook's image when it qualifies, else the first; None if none."""
+    from robustattr.data.catalog import DATASETS
     from robustattr.evaluation import ATTRIBUTION_EXAMPLES_FILE
-    from robustattr.evaluation.panel import NOTEBOOK_INDEX
 
     common: set[int] | None = None
     for run_dir in run_dirs:
@@ -233,7 +222,7 @@ def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
         common = attacked if common is None else common & attacked
     if not common:
         return None
-    preferred = NOTEBOOK_INDEX.get(dataset)
+    preferred = DATASETS[dataset].figure_index if dataset in DATASETS else None
     return preferred if preferred in common else min(common)
 
 
@@ -241,12 +230,13 @@ def _attack_overrides(cfg: Config) -> list[str]:
     """The strong evaluation's attack settings as ``K=V`` strings, so a figure shows the attack it
     measured (the figure draws the strong evaluation's lowest-τ perturbation)."""
     values = cfg.to_dict()
-    return [f"{k}={json.dumps(values[k])}" for k in STRONG_KEYS if k != "num_attribution_examples"]
+    settings = attribution_robustness.result_settings(cfg)
+    return [f"{k}={json.dumps(values[k])}" for k in settings if k in values and k != "num_attribution_examples"]
 
 
 def _dataset_figures(dataset: str, units: list[tuple[str, Unit]], results: Path) -> list[str]:
     """The per-dataset figures; skipped (with a note) when a unit's checkpoint is not here."""
-    from robustattr.evaluation.panel import write_figure
+    from robustattr.pipelines.figure import write_figure
     from robustattr.reports import draw_training_curves
 
     notes = []

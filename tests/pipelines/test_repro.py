@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from robustattr.cli import main
-from robustattr.repro import RUN_FILES, UNIT_FILE, run_repro
+from robustattr.pipelines.repro import RUN_FILES, UNIT_FILE, run_repro
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -125,7 +125,7 @@ def test_unknown_dataset_names_the_recipe_folders(tmp_path, capsys) -> None:
 def test_shipped_recipes_load(monkeypatch) -> None:
     """Every committed recipe resolves to valid configs keeping the paper's ε, λ/β, attack and k."""
     from robustattr.config import load_config
-    from robustattr.repro import METHODS, _recipe
+    from robustattr.pipelines.repro import METHODS, _recipe
 
     monkeypatch.chdir(CONFIGS.parent)  # presets are paths relative to the working directory
     recipes = CONFIGS / "repro"

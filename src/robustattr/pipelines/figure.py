@@ -1,4 +1,4 @@
-"""The data behind ``robustattr figure``: one test image attacked against each run's model.
+"""``robustattr figure``: one test image attacked against each run's model, drawn as a panel.
 
 For each run, the image at ``index`` is attacked with the run's budget and IG steps: by default
 with the strong evaluation, drawing the perturbation of the lowest Kendall's τ over all its
@@ -17,17 +17,17 @@ import torch
 
 from robustattr.errors import UserInputError
 from robustattr.evaluation._common import load_model_and_data
-from robustattr.evaluation.attribution_robustness import attack_from_config, target_map_from_box
+from robustattr.attacks.attribution_attack import attribution_attack
+from robustattr.attacks.settings import STRONG, AttackSettings
+from robustattr.config import load_run_or_config
+from robustattr.data.catalog import DATASETS
 from robustattr.reports.figures import Panel, draw_attack_panels, draw_training_curves
-from robustattr.reports.paper import METHOD_NAMES
 from robustattr.run_lock import run_dir_lock
+from robustattr.training.objectives import REGISTRY
 
-__all__ = ["NOTEBOOK_INDEX", "ATTACKS", "compute_panel", "write_figure"]
+__all__ = ["ATTACKS", "compute_panel", "write_figure"]
 
 ATTACKS = ("strong", "faithful")
-
-# The test image each of the original notebooks shows (spec §5).
-NOTEBOOK_INDEX = {"mnist": 50, "fashion-mnist": 8, "gtsrb": 1000, "flower17": 28}
 
 
 def _to_display(x: torch.Tensor) -> Any:
@@ -48,10 +48,10 @@ def compute_panel(cfg: Any, index: int, attack: str = "strong") -> Panel:
     x, y = x.to(device), y.to(device)
     method = cfg.attribution_attack_method
     strong = attack == "strong" or method == "strong"
-    target = None
-    if method == "target" and cfg.attribution_attack_target is not None:
-        target = target_map_from_box(cfg.attribution_attack_target, info.image_shape[1:])
-    r = attack_from_config(cfg, model, x, y, [index], info, strong=strong, target=target)
+    settings = AttackSettings.from_config(cfg, info)
+    if strong:
+        settings = AttackSettings.of(settings, method=STRONG)
+    r = attribution_attack(model, x, y, settings, example_ids=[index])
     if strong:
         member = int(r.worst_member["kendall"][0]) if bool(r.attacked[0]) else -1
         how = f"strong: lowest τ by {r.members[member]}" if member >= 0 else "strong evaluation"
@@ -64,7 +64,8 @@ def compute_panel(cfg: Any, index: int, attack: str = "strong") -> Panel:
         )
     with torch.no_grad():
         predicted = int(model(r.x_adv).argmax(1)[0])
-    objective = METHOD_NAMES.get(cfg.training_objective, cfg.training_objective)
+    info_objective = REGISTRY.get(cfg.training_objective)
+    objective = info_objective.display if info_objective else cfg.training_objective
     return Panel(
         label=f"{objective}\n{Path(cfg.model_dir).name}",
         image=_to_display(x[0]),
@@ -90,14 +91,14 @@ def write_figure(run_dirs: list[str | Path], *, index: int | None = None, out: s
     ``overrides`` (``K=V`` strings, as ``--set``) change the attack settings read from each run's
     config, e.g. to draw with the reduced budget its evaluation used.
     """
-    from robustattr.config import load_run_or_config
-
     configs = [load_run_or_config(str(d), list(overrides)) for d in run_dirs]
     first = Path(configs[0].model_dir)
     with run_dir_lock(first, "figure"):  # the figure goes there by default
         if curves:
             return draw_training_curves([c.model_dir for c in configs], out or first / "figure_training.png")
         if index is None:
-            index = NOTEBOOK_INDEX.get(configs[0].dataset, 0)
+            # The test image the original's notebook shows (spec §5), for the built-in datasets.
+            dataset = DATASETS.get(configs[0].dataset)
+            index = dataset.figure_index if dataset else 0
         panels = [compute_panel(cfg, index, attack) for cfg in configs]
         return draw_attack_panels(panels, out or first / f"figure_attack_{index}.png")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from robustattr.config import Config, load_config
-from robustattr.stages import evaluation_is_current, train_or_resume
+from robustattr.pipelines.stages import attribution_is_current, pgd_is_current, train_or_resume
 
 __all__ = ["DEMO_SETTINGS", "run_demo"]
 
@@ -59,10 +59,6 @@ DEMO_EVAL: dict[str, Any] = {
     "attribution_attack_times": 1,
     "loss_func": "xent",
 }
-# The evaluation settings a result file must match to be reused (loss_func is training's, too).
-_EVAL_KEYS = [k for k in DEMO_EVAL if k != "loss_func"]
-_ATTRIBUTION_KEYS = _EVAL_KEYS + ["attribution_attack_flat_rule", "attribution_attack_method"]
-_STRONG_KEYS = _ATTRIBUTION_KEYS + ["strong_random_starts"]
 
 
 def _config(out: Path, name: str, data_root: str | None, *, evaluation: bool = False) -> Config:
@@ -99,9 +95,8 @@ def _verdict(rows: list[Any]) -> list[str]:
 def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str:
     """Run (or finish) the demo in ``out``; returns the text to print: table, verdict, figure path."""
     from robustattr import data
-    from robustattr.evaluation import ATTRIBUTION_RESULT_FILE, PGD_RESULT_FILE, evaluate_attribution, evaluate_pgd
-    from robustattr.evaluation.attribution_robustness import STRONG_RESULT_FILE
-    from robustattr.evaluation.panel import write_figure
+    from robustattr.evaluation import evaluate_attribution, evaluate_pgd
+    from robustattr.pipelines.figure import write_figure
     from robustattr.reports import collect_rows, format_rows
 
     out = Path(out)
@@ -122,13 +117,11 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
         stage(f"train {name}", lambda cfg=cfg: train_or_resume(cfg))
     for name in DEMO_SETTINGS:
         cfg = _config(out, name, data_root, evaluation=True)
-        run_dir = Path(cfg.model_dir)
-        stage(f"NA/AA {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / PGD_RESULT_FILE, cfg, _EVAL_KEYS)
-              else evaluate_pgd(cfg) and "evaluated")
-        stage(f"IN/CO {name}", lambda cfg=cfg, d=run_dir: "reused" if evaluation_is_current(d / ATTRIBUTION_RESULT_FILE, cfg, _ATTRIBUTION_KEYS)
-              else evaluate_attribution(cfg) and "evaluated")
         strong = cfg.replace(attribution_attack_method="strong")
-        stage(f"IN/CO strong {name}", lambda cfg=strong, d=run_dir: "reused" if evaluation_is_current(d / STRONG_RESULT_FILE, cfg, _STRONG_KEYS)
+        stage(f"NA/AA {name}", lambda cfg=cfg: "reused" if pgd_is_current(cfg) else evaluate_pgd(cfg) and "evaluated")
+        stage(f"IN/CO {name}", lambda cfg=cfg: "reused" if attribution_is_current(cfg)
+              else evaluate_attribution(cfg) and "evaluated")
+        stage(f"IN/CO strong {name}", lambda cfg=strong: "reused" if attribution_is_current(cfg)
               else evaluate_attribution(cfg) and "evaluated")
     run_dirs = [out / name for name in DEMO_SETTINGS]
     rows = collect_rows(run_dirs)
