@@ -122,3 +122,22 @@ def test_new_dataset_is_one_module_and_one_catalog_entry(tmp_path: Path, mnist_r
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     result = json.loads(_cli(src, "eval", "pgd", str(run), "--set", "num_steps=3", data_root=cache).stdout)
     assert result["num_examples"] == 200 and 0.0 <= result["adversarial_accuracy"] <= result["natural_accuracy"]
+
+
+@pytest.mark.slow
+def test_new_strong_member_is_one_module(tmp_path: Path, natural_mnist_run: Path, mnist_root: Path) -> None:
+    import csv
+
+    module = "src/robustattr/attacks/members/map_entropy.py"
+    src = _scratch_copy(tmp_path, [module])
+    run = Path(shutil.copytree(natural_mnist_run, tmp_path / "run"))
+    tiny = ["num_attribution_examples=4", "attribution_attack_steps=2", "num_IG_steps=4", "k_top=100",
+            "attribution_attack_method=strong"]
+    result = json.loads(_cli(src, "eval", "attribution", str(run), *[a for s in tiny for a in ("--set", s)],
+                             data_root=mnist_root).stdout)
+    members = result["members"]
+    assert members[-1] == "map_entropy" and members[0] == "topK" and len(members) == 7
+    assert result["member_breakdown"]["map_entropy"]["kendall"] >= result["kendall"]
+    with open(run / "eval_attribution_strong_examples.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["correct"] == "1"]
+    assert rows and all(float(r["kendall"]) <= float(r["map_entropy.kendall"]) for r in rows)

@@ -28,10 +28,6 @@ __all__ = ["AttackSettings", "STRONG"]
 #: ``method`` of the strong evaluation (every portfolio member, each metric's worst case).
 STRONG = "strong"
 
-# Datasets stored as 0..255 whose attacked images the original casts to integers (spec §4.2); read
-# only when the DatasetInfo given to from_config has no ``integer_pixels`` trait of its own.
-_INTEGER_PIXEL_DATASETS = ("gtsrb", "flower17")
-
 
 def _choose(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -133,19 +129,17 @@ class AttackSettings:
         saliency (``saliency_type``, ``num_IG_steps``, ``ig_baseline``, ``smoothgrad_*``),
         ``attribution_attack_flat_rule``, ``attribution_attack_surrogate``, ``strong_random_starts``,
         ``strong_direction_ig_steps``, ``random_seed``, ``attribution_attack_target``; the pixel range
-        and integer pixels from the dataset's ``info`` (default ``cfg.dataset_info()``)."""
+        and integer pixels (the original casts attacked 0..255 images to integers, spec §4.2) from the
+        dataset's ``info`` (a ``DatasetInfo``; default ``cfg.dataset_info()``)."""
         info = cfg.dataset_info() if info is None else info
         bounds = tuple(info.value_range)
-        integer_pixels = getattr(info, "integer_pixels", None)
-        if integer_pixels is None:
-            integer_pixels = cfg.dataset in _INTEGER_PIXEL_DATASETS
         box = cfg.attribution_attack_target
         return cls(
             method=cfg.attribution_attack_method, measure=cfg.attribution_attack_measure, epsilon=cfg.epsilon,
             step_size=cfg.attribution_attack_step_size, steps=cfg.attribution_attack_steps,
             times=cfg.attribution_attack_times, k_top=cfg.k_top, eval_k_top=cfg.eval_k_top,
             saliency=SaliencyMethod.from_config(cfg, bounds), n_steps=cfg.num_IG_steps, bounds=bounds,
-            integer_pixels=bool(integer_pixels), flat_rule=cfg.attribution_attack_flat_rule,
+            integer_pixels=bool(info.integer_pixels), flat_rule=cfg.attribution_attack_flat_rule,
             surrogate=cfg.attribution_attack_surrogate, random_starts=cfg.strong_random_starts,
             direction_n_steps=cfg.strong_direction_ig_steps, seed=cfg.random_seed,
             target_box=None if box is None else tuple(box), chunk_size=chunk_size,
