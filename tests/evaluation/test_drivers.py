@@ -105,6 +105,14 @@ def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(ru
                 "num_not_found", "num_flat_rule"):
         assert key in strong
     assert strong["num_attacked"] == faithful["num_attacked"] and strong["num_not_found"] == 0
+    # Each file records its driver's result_settings (the config alone decides them) and the checkpoint.
+    from robustattr.config import load_run_or_config
+
+    for result, extra in ((faithful, []), (strong, ["attribution_attack_method=strong"])):
+        settings = attribution_robustness.result_settings(load_run_or_config(str(run_dir), [*common, *extra]))
+        assert "checkpoint_step" not in settings and "dataset" in settings and "bounds" in settings
+        assert {k: result[k] for k in settings} == json.loads(json.dumps(settings))
+        assert result["checkpoint_step"] is not None and result["checkpoint_sha256"]
     members = strong["members"]
     assert members[0] == "topK" and len(members) == 6 and strong["strong_random_starts"] == 2
     breakdown = strong["member_breakdown"]
