@@ -91,3 +91,31 @@ def test_partial_files_of_killed_writers_are_removed_at_the_next_start(natural_m
         path.write_bytes(b"half a file")
     assert cli.main(["eval", "pgd", str(run), "--set", "num_eval_examples=4", "--set", "num_steps=1"]) == 0
     assert not any(path.exists() for path in stale)
+
+
+def test_the_refusal_is_the_only_line_a_refused_process_prints(config_file, tmp_path) -> None:
+    """A run with a config.json and no checkpoint yet: continue_train would log "no checkpoint ... yet;
+    starting from scratch", but a process the lock refuses must print the refusal and nothing else."""
+    from robustattr.config import load_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = load_config(config_file, [f"model_dir={run}", "continue_train=true"])
+    (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run([sys.executable, "-m", "robustattr", "train", str(config_file), "--set",
+                                  f"model_dir={run}", "--set", "continue_train=true"],
+                                 capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"robustattr: error: run directory {run} is in use by process {holder.pid} (another robustattr train, eval "
+        "or figure); one writer per run directory: wait for it to finish, or stop it"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from robustattr.errors import UserInputError
+from robustattr.errors import BAD_PATH_ERRNOS, FileSystemError, LinkRefusedError, TrainingError, UserInputError
 
 __all__ = [
     "DistError", "COLLECTIVE_TIMEOUT", "collective_timeout", "launched_by_torchrun", "init_from_env", "shutdown",
@@ -206,21 +206,40 @@ def run_on_main(fn: Callable[[], T]) -> T:
     """Run ``fn`` on rank 0 only and hand its result to every rank.
 
     For file work that must happen once (clearing a run directory, reading a checkpoint). When
-    ``fn`` raises a :class:`UserInputError` on rank 0, every rank raises it, so a bad path or config
-    stops all ranks with the same one-line message instead of leaving them waiting.
+    ``fn`` raises a :class:`UserInputError` (bad path or config, a refused lock: exit 2) or a
+    :class:`FileSystemError` / :class:`TrainingError` (exit 1) on rank 0, every rank raises the same
+    class with the same one-line message, so all ranks stop alike instead of leaving the others
+    waiting. Any other exception on rank 0 still reaches the others, as a one-line ``RuntimeError``
+    naming it, before rank 0 re-raises it.
     """
     if not is_active():
         return fn()
     outcome: tuple[str, Any] = ("ok", None)
+    failure: BaseException | None = None
     if is_main():
         try:
             outcome = ("ok", fn())
-        except UserInputError as exc:
-            outcome = ("user_error", str(exc))
+        except OSError as exc:  # as the CLI words it: "PATH: reason", exit 2 for a wrong path, else 1
+            failure = exc
+            kind = "user_error" if exc.errno in BAD_PATH_ERRNOS else "file_system"
+            outcome = (kind, f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
+        except Exception as exc:  # noqa: BLE001 - told to every rank, then re-raised here
+            failure = exc
+            kind = next((name for name, cls in _SHARED_ERRORS.items() if isinstance(exc, cls)), "other")
+            outcome = (kind, str(exc) if kind != "other" else f"rank 0 failed: {type(exc).__name__}: {exc}")
     outcome = broadcast_object(outcome)
-    if outcome[0] == "user_error":
-        raise UserInputError(outcome[1])
-    return outcome[1]
+    if outcome[0] == "ok":
+        return outcome[1]
+    if failure is not None:
+        raise failure  # rank 0 keeps its own exception; the others raise its class and message
+    raise _SHARED_ERRORS.get(outcome[0], DistError)(outcome[1])  # DistError: the CLI's "another rank failed"
+
+
+#: Errors :func:`run_on_main` re-raises with the same class on every rank (the CLI's exit codes).
+_SHARED_ERRORS: dict[str, type[Exception]] = {
+    "link_refused": LinkRefusedError, "user_error": UserInputError,
+    "file_system": FileSystemError, "training": TrainingError,
+}
 
 
 def once_per_machine_first(fn: Callable[[], T]) -> T:

@@ -2,9 +2,11 @@
 cache manifests, ``metrics.jsonl``.
 
 Each file is read as untrusted input, whoever wrote it: the path must be a regular file (a FIFO
-would block the read forever, a device never ends), the bytes UTF-8, the text JSON, nesting and
+would block the read forever, a device never ends) and, for a file robustattr wrote itself
+(``corrupt=True``: a run directory's or the data cache's), not a symbolic link; the bytes UTF-8, the text JSON, nesting and
 integers of sane size (CPython's decoder otherwise ends in ``RecursionError`` or its 4,300-digit
-``ValueError``), and the value of the *shape* its reader expects. Any problem is one
+``ValueError``), and the value of the *shape* its reader expects. A read the system refuses
+(permission, I/O error) is a ``FileSystemError`` naming the file (exit 1); any other problem is one
 ``UserInputError`` naming the file, where in it, what was wrong and how to repair it, so the CLI
 prints one line and exits 2; no caller ever sees a ``KeyError`` or ``TypeError`` from a file.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import binascii
 import base64
+import errno
 import json
 import os
 import re
@@ -28,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from robustattr.errors import UserInputError
+from robustattr.errors import BAD_PATH_ERRNOS, FileSystemError, UserInputError, link_refused
 
 __all__ = [
     "Shape", "ANY", "INT", "NUMBER", "STR", "BOOL", "BASE64", "SHA256", "FILE_NAME",
@@ -222,8 +225,10 @@ class _File:
     """A file being read and how to word its problems: "<kind> <path>: <problem>; <fix>", or for a
     file robustattr wrote itself (``corrupt``) "<kind> <path> is corrupt: <problem>; <fix>"."""
 
-    def __init__(self, path: Path, kind: str, fix: str, corrupt: bool) -> None:
+    def __init__(self, path: Path, kind: str, fix: str, corrupt: bool, follow_links: bool | None = None) -> None:
         self.path, self.kind, self.fix, self.corrupt = path, kind, fix, corrupt
+        # robustattr's own files are never read through a link; a person's file (a config) may be one.
+        self.follow_links = not corrupt if follow_links is None else follow_links
 
     def error(self, problem: str, *, about_content: bool = True) -> UserInputError:
         """``about_content``: a problem inside the file (else about the path: "not found")."""
@@ -236,10 +241,15 @@ class _File:
         """The bytes of the regular file; FIFOs, devices and folders are refused unread."""
         try:
             # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            nofollow = 0 if self.follow_links else os.O_NOFOLLOW
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | nofollow | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise self.error("not found", about_content=False) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP and not self.follow_links:
+                raise link_refused(self.path) from None
+            if exc.errno not in BAD_PATH_ERRNOS:  # permission, I/O error: the system's refusal, exit 1
+                raise FileSystemError(f"cannot read {self.kind} {self.path}: {exc.strerror}") from None
             raise self.error(f"cannot be read: {exc.strerror}", about_content=False) from None
         try:
             info = os.fstat(fd)
@@ -255,7 +265,7 @@ class _File:
                 chunks.append(chunk)
             return b"".join(chunks)
         except OSError as exc:
-            raise self.error(f"cannot be read: {exc.strerror}", about_content=False) from None
+            raise FileSystemError(f"cannot read {self.kind} {self.path}: {exc.strerror}") from None
         finally:
             os.close(fd)
 
@@ -296,7 +306,8 @@ def check_shape(value: Any, shape: Shape, *, kind: str, path: str | os.PathLike[
 
 
 def read_json(path: str | os.PathLike[str], shape: Shape = ANY, *, kind: str, fix: str = "",
-              corrupt: bool = True, bom: bool = False, unique_keys: bool = False) -> Any:
+              corrupt: bool = True, bom: bool = False, unique_keys: bool = False,
+              follow_links: bool | None = None) -> Any:
     """Read, decode and shape-check one JSON document.
 
     Args:
@@ -308,16 +319,19 @@ def read_json(path: str | os.PathLike[str], shape: Shape = ANY, *, kind: str, fi
             files people write (configs), whose problems read as mistakes.
         bom: accept a UTF-8 byte-order mark (hand-edited files).
         unique_keys: a key repeated within an object (other than ``_comment*``) is an error.
+        follow_links: read through a symbolic link at ``path``; default: only when not ``corrupt``
+            (a person's file), so a link where robustattr keeps its own file is refused.
 
     Returns:
         The decoded value.
 
     Raises:
-        UserInputError: one line naming ``path``: missing, not a regular file, too large, not
+        FileSystemError: the system refused the read (permission, I/O error), naming ``path``.
+        UserInputError: one line naming ``path``: missing, a symbolic link, not a regular file, too large, not
         UTF-8, not JSON (line and column), nested too deep, an integer too long, or a value that
         does not fit ``shape`` (the key path and what was expected).
     """
-    source = _File(Path(path), kind, fix, corrupt)
+    source = _File(Path(path), kind, fix, corrupt, follow_links)
     value = source.decode(source.read_bytes(MAX_JSON_BYTES), bom=bom, unique_keys=unique_keys)
     return source.check(value, shape)
 

