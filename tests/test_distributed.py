@@ -266,3 +266,32 @@ def test_a_killed_rank_fails_the_launch_and_leaves_no_complete_result(trained_ru
         rows = list(csv.DictReader(fh))
     assert rows and len(rows) < 400
     assert [int(r["index"]) for r in rows] == list(range(len(rows)))
+
+
+def test_a_lock_refusal_stops_every_rank_with_the_same_one_line(mnist_root: Path, tmp_path: Path) -> None:
+    """Rank 0 is refused the run directory's lock: every rank prints that one reason and nothing else of
+    robustattr's (no "no checkpoint ... yet; starting from scratch" before it), and nothing is written."""
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = {**_train_config(mnist_root, run, steps=2), "continue_train": True}
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings))
+    (run / "config.json").write_text(json.dumps(load_config(config).to_dict(), indent=2))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = _finish(_torchrun("train", config))
+    finally:
+        holder.kill()
+        holder.communicate()
+    reason = (f"run directory {run} is in use by process {holder.pid} (another robustattr train, eval or figure); "
+              "one writer per run directory: wait for it to finish, or stop it")
+    # robustattr's lines: errors ("robustattr [rank r/2]: error: ...") and logs ("WARNING [rank r] robustattr.x: ...");
+    # torchrun adds its own report of the failed workers.
+    ours = [line for line in err.splitlines() if line.startswith("robustattr [") or "] robustattr." in line]
+    assert code != 0
+    assert sorted(ours) == [f"robustattr [rank {r}/2]: error: {reason}" for r in (0, 1)], err[-3000:]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
