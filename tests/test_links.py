@@ -96,3 +96,13 @@ def test_a_linked_cache_file_is_refused_naming_the_link(mnist_root, tmp_path, ca
             "target was not touched): replace the link by a copy of its target, or remove it", (command, err)
     assert link.is_symlink() and _snapshot(target) == target_before
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fifo_in_place_of_the_cache_lock_is_refused_not_used(mnist_root, tmp_path, capsys) -> None:
+    import os
+
+    root = _cache_copy(mnist_root, tmp_path)
+    os.mkfifo(root / ".mnist.lock")
+    assert cli.main(["data", "fetch", "mnist", "--root", str(root)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"robustattr: error: {root / '.mnist.lock'} is not a regular file (a FIFO, socket or device); remove it")

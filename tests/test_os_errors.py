@@ -129,3 +129,13 @@ def test_data_fetch_on_a_full_disk_is_exit_1(tmp_path, monkeypatch, capsys) -> N
     last = _one_line_exit_1(["data", "fetch", "mnist", "--root", str(root)], capsys, "No space left on device")
     assert last.startswith(f"robustattr: error: cannot write {root}")
     assert not (root / "mnist").exists()
+
+
+def test_cached_arrays_it_may_not_read(mnist_root, pristine_run, tmp_path, monkeypatch, capsys) -> None:
+    root = _cache_copy(mnist_root, tmp_path)
+    labels = root / "mnist" / "test-labels.npy"
+    run = Path(shutil.copytree(pristine_run, tmp_path / "run", copy_function=os.link))
+    _refuse(monkeypatch, lambda p: p == labels, errno.EACCES)
+    for argv in (["data", "info", "mnist", "--root", str(root)],
+                 ["eval", "pgd", str(run), "--set", f"data_root={root}", "--set", "num_steps=0"]):
+        _one_line_exit_1(argv, capsys, str(labels), "Permission denied")

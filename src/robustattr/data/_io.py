@@ -172,6 +172,8 @@ def open_regular(path: str | os.PathLike[str], mode: str) -> IO[Any]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise link_refused(path) from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads: opening it for writing fails so
+            raise UserInputError(f"{path} is not a regular file (a FIFO, socket or device); remove it") from None
         raise FileWriteError(f"cannot write {path}: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

@@ -33,7 +33,7 @@ import numpy as np
 
 from robustattr.data._io import atomic_write_json, fsync_dir, naming_write_errors, refuse_link, sha256_file
 from robustattr.data.catalog import DATASETS
-from robustattr.errors import UserInputError
+from robustattr.errors import BAD_PATH_ERRNOS, FileSystemError, UserInputError
 from robustattr.json_files import FILE_NAME, INT, SHA256, STR, at_least_int, dict_of, list_of, read_json, record
 
 __all__ = ["cache_root", "dataset_dir", "Staging", "read_manifest", "verify_files", "open_split", "MANIFEST_SHAPE",
@@ -120,8 +120,15 @@ def verify_files(folder: Path, manifest: dict[str, Any], names: list[str] | None
             try:
                 labels = np.load(folder / fname, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:  # a pickled (object) array, not a .npy, ...
+                _raise_if_system(exc, folder / fname)
                 raise UserInputError(f"{folder / fname}: cached labels cannot be read ({exc}); {fix}") from None
             check_labels(folder / fname, labels, label_files[fname], num_classes_of(manifest), fix)
+
+
+def _raise_if_system(exc: BaseException, path: Path) -> None:
+    """A read the system refused (permission, I/O error) is exit 1 naming the file, not a damaged cache."""
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in BAD_PATH_ERRNOS:
+        raise FileSystemError(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
 
 
 def num_classes_of(manifest: dict[str, Any]) -> int | None:
@@ -169,6 +176,7 @@ def open_split(folder: Path, manifest: dict[str, Any], split: str, *, verify: bo
         images = np.load(folder / entry["images"], mmap_mode="c", allow_pickle=False)
         labels = np.load(folder / entry["labels"], mmap_mode="c", allow_pickle=False)
     except (OSError, ValueError) as exc:
+        _raise_if_system(exc, folder)
         raise UserInputError(f"{folder}: cannot read split '{split}' ({exc}); run `robustattr data fetch` again") from None
     if images.dtype not in (np.uint8, np.float32) or images.ndim != 4 or labels.dtype != np.int64 \
             or labels.shape != images.shape[:1]:
