@@ -77,6 +77,14 @@ def _cmd_eval_attribution(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_certify(args: argparse.Namespace) -> int:
+    from robustattr.config import load_run_or_config
+    from robustattr.evaluation.certify import evaluate_certificate
+
+    _print_json(evaluate_certificate(load_run_or_config(args.target, args.set)))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from robustattr.reports import report
 
@@ -182,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="target region for attribution_attack_method=target",
     )
     attr.set_defaults(func=_cmd_eval_attribution, distributed=True)
+    certify = with_set(eval_sub.add_parser(
+        "certify", help="sparsified-SmoothGrad top-k certificate and an l2 attack on it -> eval_certify.json"))
+    certify.add_argument("target", metavar="CONFIG|RUN_DIR")
+    certify.set_defaults(func=_cmd_eval_certify)
 
     report_p = sub.add_parser("report", help="the paper's Table 1 layout for a set of runs")
     report_p.add_argument("runs", nargs="+", metavar="RUN_DIR")

@@ -331,6 +331,25 @@ class Config:
     strong_direction_ig_steps: int | None = _key(
         _INT, None, "strong evaluation: IG points of the non-faithful members' ascent direction "
         "(default num_IG_steps // 4)", _POINTS, nullable=True)
+    certify_sigma: float = _key(
+        _FLOAT, lambda r: 0.12 * (r.info.value_range[1] - r.info.value_range[0]), "eval certify: Gaussian noise "
+        "sigma of the smoothed map, pixel units (default 0.12 of the pixel range, Cohen et al. 2019's smallest)", _POS)
+    certify_samples: int = _key(_INT, 512, "eval certify: noisy copies n per smoothed map", _POINTS)
+    certify_confidence: float = _key(_FLOAT, 0.99, "eval certify: the certificate holds with probability eta",
+                                     _rule(lambda v, r: 0 < v < 1, "must be in (0, 1), e.g. 0.99"))
+    certify_k: int = _key(
+        _INT, lambda r: min(r["eval_k_top"], (r.info.num_pixels + 1) // 2), "eval certify: top-k certified "
+        "(default eval_k_top)", _rule(lambda v, r: 1 <= v <= (r.info.num_pixels + 1) // 2, lambda r: "must be "
+                                      f"between 1 and {(r.info.num_pixels + 1) // 2} (2k - 1 <= H*W pixels)"))
+    certify_radius: float = _key(_FLOAT, lambda r: 0.02 * (r.info.value_range[1] - r.info.value_range[0]),
+                                 "eval certify: l2 radius rho, pixel units (default 0.02 of the pixel range)", _NONNEG)
+    certify_sparsity: float = _key(_FLOAT, 0.2, "eval certify: fraction of pixels each noisy copy's map sets to 1",
+                                   _rule(lambda v, r: 0 < v <= 1, "must be in (0, 1]"))
+    certify_attack_steps: int = _key(_INT, 10, "eval certify: steps of the l2 attack on the smoothed map", _STEPS0)
+    certify_attack_samples: int = _key(
+        _INT, 32, "eval certify: noisy copies giving the attack's direction (the first of the n)",
+        _rule(lambda v, r: 1 <= v <= r["certify_samples"], lambda r: f"must be between 1 and certify_samples "
+              f"(= {r['certify_samples']})"))
 
     #: The chosen objective's own keys (``training.objectives.registry``), (JSON key, value) pairs in
     #: its order; read as attributes (``cfg.beta``) and written by ``to_dict`` after the common keys.

@@ -20,6 +20,7 @@ from robustattr.attribution.saliency import (
     SALIENCY_KINDS, SaliencyMethod, gradient_saliency, ig_saliency, input_x_gradient, saliency_map, smoothgrad,
 )
 from robustattr.attribution.surrogate import SoftplusActivation, softplus_surrogate, swappable_activations
+from robustattr.attribution.smoothgrad_certificate import certified_top_k_count, smoothgrad_certificate  # noqa: F401
 
 __all__ = [
     "CPU_POINTS_PER_PASS",
