@@ -106,3 +106,24 @@ def test_a_fifo_in_place_of_the_cache_lock_is_refused_not_used(mnist_root, tmp_p
     assert cli.main(["data", "fetch", "mnist", "--root", str(root)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"robustattr: error: {root / '.mnist.lock'} is not a regular file (a FIFO, socket or device); remove it")
+
+
+def test_a_link_in_the_cache_of_your_own_data_is_refused_not_replaced(tmp_path) -> None:
+    import numpy as np
+
+    from robustattr import data
+    from robustattr.errors import UserInputError
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "mine.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (6, 1, 8, 8), dtype=np.uint8), y_train=np.array([0, 1, 2, 0, 1, 2]),
+             x_test=rng.integers(0, 256, (3, 1, 8, 8), dtype=np.uint8), y_test=np.array([0, 1, 2]))
+    root = tmp_path / "cache"
+    data.load(f"npz:{npz}", "test", root=root)  # prepares the cache
+    (folder,) = root.glob("npz-*")
+    target = tmp_path / "elsewhere.npy"
+    _link_to_copy(folder / "test-labels.npy", target)
+    before = _snapshot(target)
+    with pytest.raises(UserInputError, match=f"^{folder / 'test-labels.npy'} is a symbolic link"):
+        data.load(f"npz:{npz}", "test", root=root)
+    assert (folder / "test-labels.npy").is_symlink() and _snapshot(target) == before

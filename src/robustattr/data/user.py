@@ -31,7 +31,7 @@ import numpy as np
 from robustattr.data import cache
 from robustattr.data._io import file_lock, sha256_file
 from robustattr.data.catalog import DatasetInfo, mnist_defaults_for
-from robustattr.errors import UserInputError
+from robustattr.errors import LinkRefusedError, UserInputError
 
 __all__ = ["PREFIXES", "is_user_dataset", "prepare", "user_info", "folder_name_for"]
 
@@ -245,6 +245,8 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None,
             try:
                 cache.verify_files(folder, manifest)
                 return folder, manifest
+            except LinkRefusedError:
+                raise  # a link is refused, never replaced (its target stays as it is)
             except UserInputError:
                 pass  # corrupt: prepare again below
         cache.Staging.clean_stale(cache_root, folder_name)
