@@ -209,8 +209,8 @@ def run_on_main(fn: Callable[[], T]) -> T:
     ``fn`` raises a :class:`UserInputError` (bad path or config, a refused lock: exit 2) or a
     :class:`FileSystemError` / :class:`TrainingError` (exit 1) on rank 0, every rank raises the same
     class with the same one-line message, so all ranks stop alike instead of leaving the others
-    waiting. Any other exception on rank 0 still reaches the others, as a one-line ``RuntimeError``
-    naming it, before rank 0 re-raises it.
+    waiting. Any other exception on rank 0 still reaches the others, as a :data:`DistError` naming
+    it (the CLI's one line "another rank of this launch failed"), and rank 0 re-raises its own.
     """
     if not is_active():
         return fn()

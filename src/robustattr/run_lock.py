@@ -8,8 +8,8 @@ with one line naming the directory and, where ``/proc/locks`` tells it, the hold
 
 Taking the lock refuses a run directory where a symbolic link stands in place of one of its files
 (one line naming the link, exit 2; neither the link nor its target is touched). While the lock is
-held the ``.partial`` files of writers killed mid-write are removed (nobody else can be writing them). Under ``torchrun`` only rank 0 writes the run directory, so only rank
-0 locks it. The lock is re-entrant within a process: ``repro`` trains and then evaluates the
+held the ``.partial`` files of writers killed mid-write are removed (nobody else can be writing
+them). Under ``torchrun`` only rank 0 writes the run directory, so only rank 0 locks it. The lock is re-entrant within a process: ``repro`` trains and then evaluates the
 same directory, and a driver called from another may lock what its caller already holds.
 """
 
