@@ -18,11 +18,17 @@ __all__ = ["data_cache_root", "mnist_root", "fashion_mnist_root"]
 
 @pytest.fixture(scope="session")
 def data_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's dataset cache root: ``$ROBUSTATTR_TEST_DATA`` if set, else a session temp folder."""
+    """The session's dataset cache root: ``$ROBUSTATTR_TEST_DATA`` if set, else a session temp folder
+    — under pytest-xdist one folder for all the workers of the run (``data.fetch`` locks the cache,
+    so one worker prepares a dataset while the others wait, instead of each preparing its own)."""
     shared = os.environ.get("ROBUSTATTR_TEST_DATA")
     if shared:
         root = Path(shared).expanduser()
         root.mkdir(parents=True, exist_ok=True)
+        return root
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "robustattr-data"
+        root.mkdir(exist_ok=True)
         return root
     return tmp_path_factory.mktemp("robustattr-data")
 

@@ -141,3 +141,4 @@ def test_new_strong_member_is_one_module(tmp_path: Path, natural_mnist_run: Path
     with open(run / "eval_attribution_strong_examples.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["correct"] == "1"]
     assert rows and all(float(r["kendall"]) <= float(r["map_entropy.kendall"]) for r in rows)
+

@@ -27,6 +27,10 @@ from robustattr.data.catalog import DATASETS, DatasetInfo
 from robustattr.devices import resolve_device
 from robustattr.errors import UserInputError, did_you_mean
 from robustattr.json_files import Shape, parse_json_text, read_json
+from robustattr.attacks.attribution_objectives import FLAT_RULES, MEASURES, SURROGATES
+from robustattr.attacks.members import MEMBERS
+from robustattr.attacks.pgd import PGD_LOSSES
+from robustattr.attribution import SALIENCY_KINDS
 from robustattr.training.objectives.registry import OBJECTIVES, all_objective_keys, objective_info, objective_names
 from robustattr.keys import (
     BOOL, FLOAT, INT, NONNEG, ONE, POS, SEED, STR, UNIT, BadValue, Check, Given, KeySpec, Kind, choice, is_int, kind,
@@ -236,10 +240,15 @@ def _objective_doc() -> str:
                      for i in OBJECTIVES.values())
 
 
-_LOSSES = ("xent", "cw", "ar", "ar_approx", "adv_ar", "adv_ar_approx")
-_METHODS = ("random", "topK", "mass_center", "target", "strong")
-_MEASURES = ("kendall", "intersection", "spearman", "mass_center")
-_SALIENCIES = ("ig", "simple_gradient", "input_x_gradient", "smoothgrad")  # attribution.SALIENCY_KINDS
+# The choices below are the registries' (attacks, members, saliency methods), never copies.
+_LOSSES = PGD_LOSSES
+_MEASURES = MEASURES
+_SALIENCIES = SALIENCY_KINDS
+
+
+def _attack_method(v: Any) -> str:
+    """A registered attack member (``attacks.members``, read now: a member registered later counts) or strong."""
+    return _choice(*MEMBERS, "strong")(v)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,7 +313,8 @@ class Config:
     loss_func: str = _key(_choice(*_LOSSES), "xent", "the loss PGD ascends")
     num_IG_steps: int = _key(_INT, 100, "IG points of the evaluation saliency", _POINTS)
     attribution_attack_method: str = _key(
-        _choice(*_METHODS), "topK", "attribution attack; strong = worst case over a portfolio of attacks "
+        _attack_method, "topK", "attribution attack: a member of the attack registry (" + ", ".join(MEMBERS)
+        + "), or strong = worst case over a portfolio of attacks "
         "(writes eval_attribution_strong.json beside the faithful file)")
     attribution_attack_measure: str = _key(_choice(*_MEASURES), "kendall", "what the attack minimises")
     attribution_attack_target: tuple[int, int, int, int] | None = _key(
@@ -316,7 +326,7 @@ class Config:
     lens_window: int = _key(_INT, 3, "side of the LENS metrics' square neighbourhood (odd)",
                             _rule(lambda v, r: v >= 1 and v % 2 == 1, "must be an odd integer >= 1"))
     attribution_attack_surrogate: str = _key(
-        _choice("softplus", "none"), "softplus",
+        _choice(*SURROGATES), "softplus",
         "softplus (ReLUs smoothed, same weights) or none (the model's own gradients)")
     k_top: int = _key(_INT, _dataset_default("k_top"), "top-k pixels attacked", _PIXELS)
     eval_k_top: int = _key(_INT, _dataset_default("eval_k_top"), "k of the reported intersection", _PIXELS)
@@ -324,7 +334,7 @@ class Config:
     attribution_attack_steps: int = _key(_INT, _dataset_default("attribution_attack_steps"), "attack iterations", _STEPS0)
     attribution_attack_times: int = _key(_INT, 3, "attack restarts", _COUNT1)
     attribution_attack_flat_rule: str = _key(
-        _choice("random_sign", "none"), "random_sign",
+        _choice(*FLAT_RULES), "random_sign",
         "where the walk's objective is flat: a seeded random sign step (random_sign) or no move (none, "
         "the behaviour before 2026-12); docs/attribution-evaluation.md")
     strong_random_starts: int = _key(_INT, 2, "strong evaluation: topK walks from random starts", _COUNT0)

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from robustattr.config import Config, load_config
@@ -61,14 +62,17 @@ DEMO_EVAL: dict[str, Any] = {
 }
 
 
-def _config(out: Path, name: str, data_root: str | None, *, evaluation: bool = False) -> Config:
+def _config(out: Path, name: str, data_root: str | None, budgets: Mapping[str, Mapping[str, Any]], *,
+            evaluation: bool = False) -> Config:
     values = {"dataset": "mnist", "model_dir": str(out / name), "data_root": data_root,
               "num_checkpoint_steps": 250, "num_output_steps": 50, "num_summary_steps": 50}
     values.update(DEMO_SETTINGS[name])
+    values.update(budgets.get(name, {}))
     if values.get("init_from"):
         values["init_from"] = str(out / values["init_from"])
     if evaluation:
         values.update(DEMO_EVAL)
+        values.update(budgets.get("evaluation", {}))
     return load_config(None, base=values)
 
 
@@ -92,8 +96,14 @@ def _verdict(rows: list[Any]) -> list[str]:
     return lines
 
 
-def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str:
-    """Run (or finish) the demo in ``out``; returns the text to print: table, verdict, figure path."""
+def run_demo(out: str | Path = "runs/demo", data_root: str | None = None, *,
+             budgets: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """Run (or finish) the demo in ``out``; returns the text to print: table, verdict, figure path.
+
+    ``budgets``: config values laid over the demo's, by stage ("natural", "ig-norm") and
+    "evaluation" (both models' evaluations) — the tests run the whole pipeline at a tiny size.
+    """
+    budgets = budgets or {}
     from robustattr import data
     from robustattr.evaluation import evaluate_attribution, evaluate_pgd
     from robustattr.pipelines.figure import write_figure
@@ -113,10 +123,10 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
 
     stage("fetch MNIST", lambda: data.fetch("mnist", root=data_root) and "ready")
     for name in DEMO_SETTINGS:
-        cfg = _config(out, name, data_root)
+        cfg = _config(out, name, data_root, budgets)
         stage(f"train {name}", lambda cfg=cfg: train_or_resume(cfg))
     for name in DEMO_SETTINGS:
-        cfg = _config(out, name, data_root, evaluation=True)
+        cfg = _config(out, name, data_root, budgets, evaluation=True)
         strong = cfg.replace(attribution_attack_method="strong")
         stage(f"NA/AA {name}", lambda cfg=cfg: "reused" if pgd_is_current(cfg) else evaluate_pgd(cfg) and "evaluated")
         stage(f"IN/CO {name}", lambda cfg=cfg: "reused" if attribution_is_current(cfg)
@@ -127,7 +137,8 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None) -> str
     rows = collect_rows(run_dirs)
     faithful = [r for r in rows if r.evaluation == "faithful"]
     strong_rows = [r for r in rows if r.evaluation == "strong"]
-    attack_settings = [f"{k}={json.dumps(v)}" for k, v in DEMO_EVAL.items() if k.startswith(("attribution", "num_IG"))]
+    evaluation = {**DEMO_EVAL, **budgets.get("evaluation", {})}
+    attack_settings = [f"{k}={json.dumps(v)}" for k, v in evaluation.items() if k.startswith(("attribution", "num_IG"))]
     stage("figure", lambda: str(write_figure(run_dirs, out=out / "demo-figure.png", overrides=attack_settings)))
     text = [
         "robustattr demo — MNIST, NATURAL vs IG-NORM (fine-tuned from NATURAL), CPU budgets",
