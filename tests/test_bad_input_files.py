@@ -270,19 +270,19 @@ def test_data_fetch_repairs_a_damaged_manifest(mnist_root, tmp_path, capsys, dam
 # --- sizes no machine could honour: refused by `config check` already --------------------------------
 
 BOUNDS = [  # (key, value, words of the error)
-    ("max_num_training_steps", int("9" * 400), "must be between 0 and 1000000000 (10**9 steps would take years"),
-    ("training_batch_size", 10**12, "must be between 1 and 1048576 (2**20 images in one batch exceed"),
-    ("eval_batch_size", 2**20 + 1, "must be between 1 and 1048576"),
-    ("attribution_batch_size", 10**7, "must be between 1 and 1048576"),
-    ("num_eval_examples", 10**10, "must be between 1 and 1000000000 (more images than any dataset holds)"),
-    ("num_adversarial_examples", 10**10, "must be between 1 and 1000000000"),
-    ("num_attribution_examples", 10**10, "must be between 1 and 1000000000"),
-    ("num_steps", 10**10, "must be between 0 and 1000000000"),
-    ("attribution_attack_steps", 10**10, "must be between 0 and 1000000000"),
-    ("num_checkpoint_steps", 10**10, "must be between 1 and 1000000000"),
-    ("m", 10**7, "must be between 1 and 1000000 (10**6 points per image"),
-    ("num_IG_steps", 10**7, "must be between 1 and 1000000"),
-    ("memory_budget_mb", 2**31, "must be between 1 and 1073741824"),
+    ("max_num_training_steps", int("9" * 400), "must be <= 1000000000 (10**9 steps would take years"),
+    ("training_batch_size", 10**12, "must be <= 1048576 (2**20 images in one batch exceed"),
+    ("eval_batch_size", 2**20 + 1, "must be <= 1048576"),
+    ("attribution_batch_size", 10**7, "must be <= 1048576"),
+    ("num_eval_examples", 10**10, "must be <= 1000000000 (more images than any dataset holds)"),
+    ("num_adversarial_examples", 10**10, "must be <= 1000000000"),
+    ("num_attribution_examples", 10**10, "must be <= 1000000000"),
+    ("num_steps", 10**10, "must be <= 1000000000"),
+    ("attribution_attack_steps", 10**10, "must be <= 1000000000"),
+    ("num_checkpoint_steps", 10**10, "must be <= 1000000000"),
+    ("m", 10**7, "must be <= 1000000 (10**6 points per image"),
+    ("num_IG_steps", 10**7, "must be <= 1000000"),
+    ("memory_budget_mb", 2**31, "must be <= 1073741824"),
 ]
 
 
