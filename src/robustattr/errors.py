@@ -29,10 +29,11 @@ class TrainingError(RuntimeError):
     good checkpoint. The CLI prints it on one line and exits with status 1."""
 
 
-#: ``errno`` values that mean the path itself is wrong (missing, not a folder, a folder, a link loop,
-#: too long): the user's to fix, exit 2. Any other ``OSError`` is the system refusing (permission,
-#: read-only, disk full, I/O): exit 1.
-BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG})
+#: ``errno`` values that mean the path itself is wrong (missing, not a folder, a folder, a file where
+#: a folder must be made, a link loop, too long): the user's to fix, exit 2. Any other ``OSError`` is
+#: the system refusing (permission, read-only, disk full, I/O): exit 1.
+BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ELOOP,
+                             errno.ENAMETOOLONG})
 
 
 class LinkRefusedError(UserInputError):
