@@ -8,6 +8,7 @@ an attack loop never leaves the device to score its iterates (the original calle
 - :mod:`~robustattr.metrics.maps`: ``mass_center``, ``cosine_similarity``
 - :mod:`~robustattr.metrics.lens`: the LENS authors' definitions (``lens_recall``, ``lens_precision``,
   ``diverse_top_k_intersection`` and the div variants), 2-D windows or their flat ones (``compat``)
+- :mod:`~robustattr.metrics.registry`: ``METRICS``, every similarity above by name with what it needs
 - :mod:`~robustattr.metrics.neighbourhood`: ``lens_top_k_intersection`` (w-LENS-prec@k, as the result
   files report it) and ``neighbourhood_kendall_tau`` (ours; ``lens_kendall_tau`` its deprecated name)
 """
@@ -21,9 +22,10 @@ from robustattr.metrics.neighbourhood import (
     diverse_top_k_mask, lens_kendall_tau, lens_top_k_intersection, neighbourhood, neighbourhood_kendall_tau,
 )
 from robustattr.metrics.ranking import average_ranks, kendall_tau, spearman, top_k_intersection, top_k_mask
+from robustattr.metrics.registry import METRICS, MapMetric, register_metric
 
 __all__ = ["top_k_intersection", "top_k_mask", "kendall_tau", "spearman", "mass_center", "average_ranks",
            "cosine_similarity", "neighbourhood", "diverse_top_k_mask", "lens_top_k_intersection", "lens_kendall_tau",
            "neighbourhood_kendall_tau", "lens_recall", "lens_precision", "diverse_top_k_intersection",
            "diverse_lens_recall", "diverse_lens_precision", "lens_top_k_set", "diverse_top_k_set",
-           "lens_window_dilation"]
+           "lens_window_dilation", "METRICS", "MapMetric", "register_metric"]
