@@ -139,3 +139,13 @@ def test_cached_arrays_it_may_not_read(mnist_root, pristine_run, tmp_path, monke
     for argv in (["data", "info", "mnist", "--root", str(root)],
                  ["eval", "pgd", str(run), "--set", f"data_root={root}", "--set", "num_steps=0"]):
         _one_line_exit_1(argv, capsys, str(labels), "Permission denied")
+
+
+def test_a_wrong_path_stays_bad_input(tmp_path, capsys) -> None:
+    """The other side of the rule (a guard, passing before this pass too): a file where the cache
+    folder must be, or a missing folder above it, is the user's to fix: exit 2."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for root, words in ((afile, "File exists"), (afile / "sub", "Not a directory")):
+        assert cli.main(["data", "fetch", "mnist", "--root", str(root)]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"robustattr: error: {root}: {words}"
