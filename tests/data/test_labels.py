@@ -60,10 +60,14 @@ def test_bad_cached_labels_are_refused_where_the_cache_is_checked(mnist_root, pr
     assert _listing(run) == before
 
 
-def test_data_fetch_repairs_bad_cached_labels(mnist_root, tmp_path, capsys) -> None:
+REPAIRS = [c for c in LABELS if c[0] in ("all 99", "floats", "pickled objects")]
+
+
+@pytest.mark.parametrize(("damage", "pickled"), [c[1:3] for c in REPAIRS], ids=[c[0] for c in REPAIRS])
+def test_data_fetch_repairs_bad_cached_labels(mnist_root, tmp_path, capsys, damage, pickled) -> None:
     root = _cache_copy(mnist_root, tmp_path)
     good = np.load(root / "mnist" / "test-labels.npy")
-    _damage_labels(root, np.full_like(good, 99))
+    _damage_labels(root, damage(good), pickled=pickled)
     assert cli.main(["data", "fetch", "mnist", "--root", str(root)]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "prepared"
     assert np.array_equal(np.load(root / "mnist" / "test-labels.npy"), good)
