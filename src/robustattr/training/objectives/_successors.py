@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -100,7 +101,7 @@ class Smooth(nn.Module):
             return self.inner(x)
 
 
-def chunked_term(term_fn, n: int, params: ObjectiveParams) -> tuple[Tensor, bool]:
+def chunked_term(term_fn: Callable[[slice], Tensor], n: int, params: ObjectiveParams) -> tuple[Tensor, bool]:
     """A per-example term over the batch, chunk by chunk when ``params.chunk_size`` < n.
 
     ``term_fn(slice) -> (k,)`` computes the examples of one slice with its graph. Unchunked, the

@@ -71,7 +71,8 @@ def lga_regularizer(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, hp: L
 
 
 def lga(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> LossOut:
-    """CE(f(x), y) + Σ LGA term (+ wd·Σ‖w‖²/2); the logged ``adv_*`` are those of x′ (noise, not an attack).
+    """CE(f(x), y) + Σ LGA term (+ wd·Σ‖w‖²/2); the gradient variant logs ``adv_*`` of its x′ (noise,
+    not an attack), the Hessian variant none (its x + v is no image).
 
     Args:
         x: (B, C, H, W) float in ``params.bounds``; y: (B,) int64.
@@ -82,12 +83,13 @@ def lga(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> Loss
     ce = loss_cross_entropy(logits, y, params)
     reg = reduce_examples(lga_regularizer(model, x, x_adv, y, hp), params)
     loss = ce + reg + weight_decay_share(model, x, params)
-    with torch.no_grad():
-        adv_logits = model(x_adv.clamp(*params.bounds))
-    return LossOut(loss, {
-        "loss": loss.detach(), "nat_acc": accuracy(logits, y), "nat_loss": per_example_mean(ce, x.shape[0], params),
-        "adv_acc": accuracy(adv_logits, y), "adv_loss": cross_entropy(adv_logits, y, "mean"), "reg": reg.detach(),
-    })
+    logs = {"loss": loss.detach(), "nat_acc": accuracy(logits, y),
+            "nat_loss": per_example_mean(ce, x.shape[0], params)}
+    if hp.variant == "gradient":
+        with torch.no_grad():
+            adv_logits = model(x_adv)
+        logs.update(adv_acc=accuracy(adv_logits, y), adv_loss=cross_entropy(adv_logits, y, "mean"))
+    return LossOut(loss, {**logs, "reg": reg.detach()})
 
 
 # uses_inner_attack: LGA maximises nothing, but it draws one U(−ε, ε) per step exactly as a PGD
