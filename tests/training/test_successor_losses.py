@@ -152,3 +152,37 @@ def test_trains_a_users_model_in_a_plain_loop(name, mnist):
 def test_bad_arguments_are_user_input_errors(make, match):
     with pytest.raises(UserInputError, match=match):
         make()
+
+
+def test_igr_second_order_term_is_what_moves_the_parameters(mnist):
+    """IGR's only path to the parameters is IG(x′)'s graph: the gradient of its regulariser equals
+    the gradient through IG(x′)'s path gradients, and without that graph (the public replication's
+    IG(x′)) the same value has none."""
+    from robustattr.attribution import integrated_gradients
+
+    torch.manual_seed(0)
+    model = UserNet().double()
+    x, y = mnist.batch(slice(20, 24))
+    x = x.double()
+    torch.manual_seed(2)
+    x_adv = (x + torch.empty_like(x).uniform_(-0.3, 0.3)).clamp(0, 1)
+    reg = IGR(m=4).regularizer(model, x, x_adv, y)
+    params = list(model.parameters())
+    grads = torch.autograd.grad(reg.sum(), params, allow_unused=True)  # the last bias is not in ∇ₓ f
+    assert sum(g.abs().sum() for g in grads if g is not None) > 0
+
+    def flat(ig):
+        return ig.flatten(1)
+
+    clean = flat(integrated_gradients(model, x, y, n_steps=4)).detach()
+    moved = flat(integrated_gradients(model, x_adv, y, n_steps=4, create_graph=True))
+    by_hand = 1 - (clean * moved).sum(1) / (clean.norm(dim=1) * moved.norm(dim=1))
+    torch.testing.assert_close(reg, by_hand)
+    for a, b in zip(grads, torch.autograd.grad(by_hand.sum(), params, allow_unused=True)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+    no_graph = flat(integrated_gradients(model, x_adv, y, n_steps=4, create_graph=False))
+    replica = 1 - (clean * no_graph).sum(1) / (clean.norm(dim=1) * no_graph.norm(dim=1))
+    torch.testing.assert_close(replica, reg.detach())
+    assert not replica.requires_grad  # the replication's term: the same number, no gradient at all
