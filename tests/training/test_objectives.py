@@ -95,6 +95,7 @@ def test_ig_norm_penalises_the_ig_term_and_ig_sum_norm_has_no_clean_term() -> No
 
 
 def test_unknown_objective() -> None:
-    expected = r"training_objective='ars'.*did you mean 'ar'.*choose from nat, adv, ar, adv_ar"
+    expected = (r"training_objective='ars'.*did you mean 'ar'.*choose from nat \(NATURAL\), adv \(Madry\), "
+                r"ar \(IG-NORM\), adv_ar \(IG-SUM-NORM\)")
     with pytest.raises(UserInputError, match=expected):
         get_objective("ars")

@@ -7,6 +7,7 @@ is refused without --overwrite; a NaN loss stops the run naming the last good ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from robustattr.checkpoints import latest_checkpoint, list_checkpoints, load_che
 from robustattr.config import load_config
 from robustattr.errors import TrainingError
 from robustattr.training import OBJECTIVES, LossOut, train
+from robustattr.training.objectives import REGISTRY
 from fixtures_training import wait_for_checkpoint
 
 TINY = ["device=cpu", "training_batch_size=10", "m=4", "approx_factor=2", "num_steps=3", "step_size=0.05",
@@ -113,7 +115,7 @@ def test_nan_loss_stops_naming_the_last_good_checkpoint(config_file, tmp_path, m
         out = real(model, x, y, params)
         return out if len(calls) <= 4 else LossOut(out.loss * float("nan"), out.logs)
 
-    monkeypatch.setitem(OBJECTIVES, "nat", diverging)
+    monkeypatch.setitem(REGISTRY, "nat", dataclasses.replace(REGISTRY["nat"], function=diverging))
     run = tmp_path / "run"
     cfg = load_config(config_file, [*TINY, f"model_dir={run}", "max_num_training_steps=9"])
     with pytest.raises(TrainingError, match=r"loss is nan at step 4 .*last good checkpoint: .*checkpoint-00000003"):

@@ -22,7 +22,6 @@ resumed with any number of ranks.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import json
@@ -38,63 +37,24 @@ from tqdm.auto import tqdm
 
 from robustattr import models
 from robustattr import distributed as dist
-from robustattr.attacks._common import check_epsilon
+from robustattr.attacks.threat_model import check_epsilon, uniform_noise
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
-from robustattr.checkpoints import (
-    capture_rng_state, check_run_config, checkpoint_path, latest_checkpoint, load_checkpoint,
-    load_optimizer_state, restore_rng_state, save_checkpoint,
-)
-from robustattr.config import resolve_device
+from robustattr.checkpoints import capture_rng_state, checkpoint_path, save_checkpoint
+from robustattr.devices import resolve_device
 from robustattr.data.catalog import DATASETS
 from robustattr.errors import TrainingError, UserInputError
-from robustattr.json_files import check_shape, record
-from robustattr.run_lock import run_dir_lock
+from robustattr.run_lock import quiet_before_lock, run_dir_lock
 from robustattr.training._signals import deferred_sigint, optional_summary_writer
-from robustattr.training.data_order import ORDER_STATE, order_for_dataset
-from robustattr.training.objectives import ObjectiveParams, get_objective, uses_pgd
-from robustattr.training.run_dir import RESUME_KEYS, MetricsLog, Plan, clear_run, plan_run, write_config
+from robustattr.training.data_order import order_for_dataset
+from robustattr.training.data_parallel import check_world, combine_gradients, global_logs
+from robustattr.training.objectives import ObjectiveParams, get_objective, objective_info
+from robustattr.training.resume import load_init, read_init, read_resume_state, resume_from
+from robustattr.training.run_dir import MetricsLog, Plan, clear_run, plan_run, write_config
 from robustattr.training.schedules import build_optimizer, epsilon_at, learning_rate_at
 
 __all__ = ["train"]
 
 log = logging.getLogger(__name__)
-
-
-def _read_init(cfg: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``init_from``'s weights and sidecar, checked against the config's model."""
-    source = Path(cfg.init_from)
-    if not source.exists():
-        raise UserInputError(f"init_from {source} does not exist: give a run directory or a checkpoint file")
-    state_dict, meta = load_checkpoint(source)
-    if meta.get("model", cfg.model) != cfg.model:
-        raise UserInputError(f"init_from {source} holds a '{meta['model']}' model, the config asks for '{cfg.model}'")
-    return state_dict, meta
-
-
-def _load_init(model: nn.Module, cfg: Any, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """``init_from``: weights only (a fresh optimizer, step 0) from a run dir or checkpoint file."""
-    source = Path(cfg.init_from)
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        raise UserInputError(f"init_from {source} does not fit model '{cfg.model}': "
-                             f"{str(exc).strip().splitlines()[0]}") from None
-    log.info("initialised from %s (step %s of that run)", source, meta.get("step"))
-
-
-def _restore_training_device_rng(meta: dict[str, Any], device: torch.device) -> None:
-    """Give this rank's GPU the RNG state of the GPU the checkpoint's run drew from.
-
-    ``restore_rng_state`` restores every GPU's state by index, but a rank computes on
-    ``cuda:LOCAL_RANK`` while the checkpoint came from a process that drew on ``rng_cuda_device``
-    (rank 0's GPU, or a single process's): without this the random starts would diverge on resume.
-    """
-    saved = meta.get("rng", {}).get("torch_cuda")
-    source = meta.get("rng_cuda_device")
-    if device.type != "cuda" or not saved or source is None or source >= len(saved) or source == device.index:
-        return
-    state = torch.frombuffer(bytearray(base64.b64decode(saved[source])), dtype=torch.uint8).clone()
-    torch.cuda.set_rng_state(state, device=device)
 
 
 def _chunk_sizes(cfg: Any, model: nn.Module, split: Any, device: torch.device) -> tuple[int | None, int | None]:
@@ -116,65 +76,27 @@ def _chunk_sizes(cfg: Any, model: nn.Module, split: Any, device: torch.device) -
     return update, attack
 
 
+def _write_logs(cfg: Any, step: int, record: dict[str, Any], metrics: MetricsLog | None, bar: Any, writer: Any,
+                quiet_bar: bool) -> None:
+    """A logged step's record to metrics.jsonl, the progress bar (or the log) and TensorBoard."""
+    if step % cfg.num_output_steps == 0:
+        if metrics is not None:
+            metrics.write(record)
+        bar.set_postfix({k: (f"{v:.3g}" if v is not None else "-") for k, v in record.items()
+                         if k in ("nat_acc", "adv_acc", "ig", "examples_per_s")})
+        if quiet_bar:
+            log.info("step %d: %s", step, record)
+    if writer is not None and step % cfg.num_summary_steps == 0:
+        for key, value in record.items():
+            if key != "step" and value is not None:
+                writer.add_scalar(key, value, step)
+
+
 def _record(step: int, lr: float, logs: dict[str, torch.Tensor], rate: float | None) -> dict[str, Any]:
     record: dict[str, Any] = {"step": step, "lr": lr}
     record.update({k: float(v) for k, v in logs.items()})  # one host sync, only on output steps
     record["examples_per_s"] = rate
     return record
-
-
-def _read_resume_state(run_dir: Path) -> dict[str, Any]:
-    """The latest checkpoint of ``run_dir``: its path, weights, sidecar and optimizer state.
-
-    The sidecar must carry a data-order state, and the run's ``config.json`` must describe it.
-    """
-    path = latest_checkpoint(run_dir)
-    state_dict, meta = load_checkpoint(path)
-    check_shape(meta, record({"data_order": ORDER_STATE}), kind="checkpoint sidecar", path=path.with_suffix(".json"),
-                fix="delete this checkpoint to fall back to an older one, or start again with --overwrite")
-    check_run_config(run_dir, meta, path)
-    return {"path": path, "model": state_dict, "meta": meta, "optimizer": load_optimizer_state(path)}
-
-
-def _resume(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, order: Any,
-            device: torch.device, cfg: Any) -> int:
-    """Load a checkpoint read by :func:`_read_resume_state` into the run; return its step.
-
-    Every part is checked before training goes on: a checkpoint that does not fit the model or
-    the optimizer, or whose data order or RNG state is damaged, is one ``UserInputError``.
-    """
-    path, meta = saved["path"], saved["meta"]
-
-    def refuse(what: str, exc: BaseException) -> UserInputError:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return UserInputError(f"checkpoint {path} cannot be resumed: {what} ({first}); delete it to fall "
-                              "back to an older one, or start again with --overwrite")
-
-    try:
-        model.load_state_dict(saved["model"], strict=True)
-    except RuntimeError as exc:
-        raise refuse(f"its weights do not fit model '{cfg.model}'", exc) from None
-    if saved["optimizer"] is not None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        try:
-            for index, slots in saved["optimizer"]["state"].items():
-                for slot, value in slots.items():
-                    if isinstance(value, torch.Tensor) and value.ndim and value.shape != params[index].shape:
-                        raise ValueError(f"{slot} of parameter {index} has shape {tuple(value.shape)}, "
-                                         f"the parameter {tuple(params[index].shape)}")
-            optimizer.load_state_dict(saved["optimizer"])
-        except (ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
-            raise refuse(f"its optimizer state does not fit the '{cfg.optimizer}' optimizer", exc) from None
-    try:
-        order.load_state_dict(meta["data_order"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise refuse("its data order does not fit this training set", exc) from None
-    try:
-        restore_rng_state(meta["rng"])
-        _restore_training_device_rng(meta, device)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise refuse("its RNG state is damaged", exc) from None
-    return int(meta["step"])
 
 
 def _preflight(cfg: Any, cfg_dict: dict[str, Any], run_dir: Path, overwrite: bool
@@ -194,58 +116,8 @@ def _preflight(cfg: Any, cfg_dict: dict[str, Any], run_dir: Path, overwrite: boo
         folder = getattr(cfg, key)
         if folder is not None and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
             raise UserInputError(f"config key '{key}' = {json.dumps(folder)}: a file, not a folder; give a folder")
-    init = _read_init(cfg) if cfg.init_from and plan != "resume" else None
+    init = read_init(cfg) if cfg.init_from and plan != "resume" else None
     return plan, init
-
-
-def _check_world(cfg_dict: dict[str, Any], batch: int) -> None:
-    """Every rank must optimise the same thing, and every rank needs at least one example per step.
-
-    Only the optimisation keys are compared: paths (``data_root``, ``model_dir``) and ``device``
-    may differ from machine to machine.
-    """
-    mine = {key: cfg_dict.get(key) for key in RESUME_KEYS}
-    differing = sorted({key for other in dist.all_gather_object(mine) for key in RESUME_KEYS
-                        if other[key] != mine[key]})
-    if differing:
-        raise UserInputError(f"the ranks of this launch were given different values for {', '.join(differing)}; "
-                             "start every machine with the same CONFIG and --set")
-    if batch < dist.world_size():
-        raise UserInputError(f"config key 'training_batch_size': {batch} is smaller than the {dist.world_size()} "
-                             "processes of this launch; each process needs at least one example per step")
-
-
-def _combine_gradients(model: nn.Module, loss_share: torch.Tensor, stop_requested: bool) -> tuple[float, bool]:
-    """Sum the ranks' parameter gradients (and loss shares, and stop requests) in one all-reduce.
-
-    Returns the global loss and whether any rank asked to stop (Ctrl-C), the same on every rank.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads]
-                     + [loss_share.detach().reshape(1).to(grads[0].dtype),
-                        torch.tensor([float(stop_requested)], dtype=grads[0].dtype, device=grads[0].device)])
-    dist.all_reduce_sum(flat)
-    offset = 0
-    for param, grad in zip(params, grads):
-        size = grad.numel()
-        param.grad = flat[offset:offset + size].view_as(grad).clone()
-        offset += size
-    global_loss, stops = flat[offset:].tolist()
-    return global_loss, stops > 0
-
-
-#: Logged values that are sums over the batch (the shares add up); the rest are means per example.
-_ADDITIVE_LOGS = ("loss", "ig")
-
-
-def _global_logs(logs: dict[str, torch.Tensor], shard: int, batch: int) -> dict[str, torch.Tensor]:
-    """The logs of the whole global batch from every rank's logs of its shard of ``shard`` examples."""
-    keys = list(logs)  # the objective's order, the same on every rank
-    values = torch.stack([logs[k].detach().double().reshape(()) * (1 if k in _ADDITIVE_LOGS else shard)
-                          for k in keys])
-    dist.all_reduce_sum(values)
-    return {k: v if k in _ADDITIVE_LOGS else v / batch for k, v in zip(keys, values)}
 
 
 def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[str, Any]:
@@ -273,27 +145,40 @@ def train(cfg: Any, overwrite: bool = False, *, progress: bool = True) -> dict[s
     run_dir = Path(cfg.model_dir)
     cfg_dict = cfg.to_dict()
     if dist.world_size() > 1:
-        _check_world(cfg_dict, int(cfg.training_batch_size))
-    plan, init = dist.run_on_main(lambda: _preflight(cfg, cfg_dict, run_dir, overwrite))
+        check_world(cfg_dict, int(cfg.training_batch_size))
+    with quiet_before_lock(plan_run.__module__):  # plan_run logs once, under the lock: a refused run prints one line
+        plan, init = dist.run_on_main(lambda: _preflight(cfg, cfg_dict, run_dir, overwrite))
     with run_dir_lock(run_dir, "train", create=True):  # one writer per run directory, from here to the end
         plan = dist.run_on_main(  # again under the lock: another process may have been quicker
             lambda: plan_run(run_dir, cfg_dict, overwrite=overwrite, continue_train=cfg.continue_train))
         if cfg.init_from and plan != "resume" and init is None:
-            init = dist.run_on_main(lambda: _read_init(cfg))
+            init = dist.run_on_main(lambda: read_init(cfg))
         return _train_holding_lock(cfg, plan=plan, init=init, device=device, objective=objective, progress=progress)
 
 
-def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Tensor], dict[str, Any]] | None,
-                        device: torch.device, objective: Any, progress: bool) -> dict[str, Any]:
-    """:func:`train` once the run directory is locked: data, model, resume or clear, the loop.
+@dataclasses.dataclass
+class _Setup:
+    """A locked run ready for its first step (:func:`_set_up`)."""
 
-    Everything that can still refuse the run (data, ``init_from``'s fit, the checkpoint to resume)
-    comes before the old run is cleared (``plan == "overwrite"``) and before config.json is written.
-    """
+    split: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    order: Any
+    start: int
+    last_ckpt: Path | None
+    last_record: dict[str, Any] | None
+    metrics: MetricsLog | None
+
+
+def _set_up(cfg: Any, plan: Plan, init: tuple[dict[str, torch.Tensor], dict[str, Any]] | None,
+            device: torch.device) -> _Setup:
+    """Data, model, optimizer and data order; the resumed state, or the old run cleared; then
+    ``metrics.jsonl`` and ``config.json``. Everything that can still refuse the run (data,
+    ``init_from``'s fit, the checkpoint to resume) comes before the old run is cleared
+    (``plan == "overwrite"``) and before config.json is written."""
     run_dir = Path(cfg.model_dir)
     cfg_dict = cfg.to_dict()
     batch = int(cfg.training_batch_size)
-    world = dist.world_size()
     resume = plan == "resume"
     split = dist.once_per_machine_first(lambda: cfg.load_split("train"))
 
@@ -301,7 +186,7 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
     np.random.seed(cfg.np_random_seed % 2**32)
     model = models.create(cfg.model, split.info.num_classes, split.info.image_shape)
     if init is not None and not resume:
-        _load_init(model, cfg, *init)
+        load_init(model, cfg, *init)
     model.to(device)
     optimizer = build_optimizer(cfg, model.parameters())
     try:
@@ -312,9 +197,9 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
     last_ckpt = None
     last_record: dict[str, Any] | None = None
     if resume:
-        saved = dist.run_on_main(lambda: _read_resume_state(run_dir))
+        saved = dist.run_on_main(lambda: read_resume_state(run_dir))
         last_ckpt, meta = saved["path"], saved["meta"]
-        start = _resume(saved, model, optimizer, order, device, cfg)
+        start = resume_from(saved, model, optimizer, order, device, cfg)
         last_record = meta.get("metrics")
         log.info("resuming %s from step %d", run_dir, start)
         if start > cfg.max_num_training_steps:
@@ -328,13 +213,28 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
     if dist.is_main():
         write_config(run_dir, cfg_dict)
 
+    return _Setup(split, model, optimizer, order, start, last_ckpt, last_record, metrics)
+
+
+def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Tensor], dict[str, Any]] | None,
+                        device: torch.device, objective: Any, progress: bool) -> dict[str, Any]:
+    """:func:`train` once the run directory is locked: :func:`_set_up`, then the steps."""
+    run_dir = Path(cfg.model_dir)
+    cfg_dict = cfg.to_dict()
+    batch = int(cfg.training_batch_size)
+    world = dist.world_size()
+    resume = plan == "resume"
+    setup = _set_up(cfg, plan, init, device)
+    split, model, optimizer, order = setup.split, setup.model, setup.optimizer, setup.order
+    start, last_ckpt, last_record, metrics = setup.start, setup.last_ckpt, setup.last_record, setup.metrics
+
     chunk, pgd_chunk = _chunk_sizes(cfg, model, split, device)
     params = ObjectiveParams.from_config(cfg, split.info.value_range, chunk, pgd_chunk)
     total = int(cfg.max_num_training_steps)
     shard = slice(*dist.shard_bounds(batch))  # this rank's examples of each global batch
     if world > 1:
         params = dataclasses.replace(params, global_batch_size=batch)
-    draw_start_noise = world > 1 and uses_pgd(cfg.training_objective) and params.random_start
+    draw_start_noise = world > 1 and objective_info(cfg.training_objective).uses_inner_attack and params.random_start
     extra = {"model": cfg.model, "dataset": cfg.dataset, "training_objective": cfg.training_objective,
              "config_digest": cfg.digest(), "config": cfg_dict, "rng_cuda_device": device.index if device.type == "cuda" else None}
 
@@ -386,12 +286,12 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
                     step_params = dataclasses.replace(params, epsilon=epsilon_at(cfg, step))
                 if draw_start_noise:  # the draw a single process makes for the whole batch, then our slice
                     eps = check_epsilon(step_params.epsilon)
-                    noise = torch.empty((batch, *x.shape[1:]), dtype=x.dtype, device=device).uniform_(-eps, eps)
+                    noise = uniform_noise((batch, *x.shape[1:]), eps, dtype=x.dtype, device=device)
                     step_params = dataclasses.replace(step_params, start_noise=noise[shard])
                 out = objective(model, x, y, step_params)
                 if world > 1:
                     out.loss.backward()
-                    loss_value, stop_requested = _combine_gradients(model, out.loss, interrupt_requested())
+                    loss_value, stop_requested = combine_gradients(model, out.loss, interrupt_requested())
                 else:
                     loss_value = out.loss.detach()
                 if not math.isfinite(float(loss_value)):
@@ -405,22 +305,13 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
                     now = time.perf_counter()
                     rate = batch * (step - window_step) / (now - window_time) if step > window_step else None
                     window_time, window_step = now, step
-                    logs = _global_logs(out.logs, x.shape[0], batch) if world > 1 else out.logs
+                    logs = global_logs(out.logs, x.shape[0], batch) if world > 1 else out.logs
                     record = _record(step, lr, logs, rate)
                     if cfg.epsilon_ramp_steps:
                         record["epsilon"] = step_params.epsilon  # where the warm-up stands
                     if step % cfg.num_output_steps == 0:
                         last_record = record
-                        if metrics is not None:
-                            metrics.write(record)
-                        bar.set_postfix({k: (f"{v:.3g}" if v is not None else "-") for k, v in record.items()
-                                         if k in ("nat_acc", "adv_acc", "ig", "examples_per_s")})
-                        if not progress and main:
-                            log.info("step %d: %s", step, record)
-                    if writer is not None and step % cfg.num_summary_steps == 0:
-                        for key, value in record.items():
-                            if key != "step" and value is not None:
-                                writer.add_scalar(key, value, step)
+                    _write_logs(cfg, step, record, metrics, bar, writer, quiet_bar=not progress and main)
                 phase = "update"
                 optimizer.step()
                 step += 1
