@@ -60,6 +60,7 @@ def test_unknown_and_renamed_keywords_are_named():
     ({"n_steps": 0}, "num_IG_steps=0"),
     ({"random_starts": -1}, "strong_random_starts=-1"),
     ({"direction_n_steps": 0}, "strong_direction_ig_steps=0"),
+    ({"budget": "quick"}, "attribution_attack_budget='quick'"),
     ({"epsilon": -0.1}, "epsilon"),
     ({"bounds": (1.0, 0.0)}, "bounds"),
 ])
@@ -73,12 +74,14 @@ def test_from_config_maps_every_key():
         "dataset": "gtsrb", "attribution_attack_method": "strong", "attribution_attack_measure": "spearman",
         "epsilon": 8.0, "attribution_attack_step_size": 1.0, "attribution_attack_steps": 7,
         "attribution_attack_times": 2, "k_top": 50, "eval_k_top": 40, "num_IG_steps": 12, "random_seed": 5,
-        "strong_random_starts": 3, "attribution_attack_flat_rule": "none"})
+        "strong_random_starts": 3, "attribution_attack_flat_rule": "none", "attribution_attack_budget": "thorough"})
     s = AttackSettings.from_config(cfg)
     assert (s.method, s.measure, s.epsilon, s.step_size, s.steps, s.times) == ("strong", "spearman", 8.0, 1.0, 7, 2)
     assert (s.k_top, s.eval_k, s.n_steps, s.seed, s.random_starts) == (50, 40, 12, 5, 3)
     assert s.bounds == (0.0, 255.0) and s.integer_pixels and s.flat_rule == "none"
-    assert s.direction_n_steps is None and s.direction_points == 3  # 12 // 4
+    assert s.direction_n_steps is None and s.direction_points == 12  # all IG points by default
+    assert s.budget == "thorough" and s.starts == 3 and s.strong_steps == 14  # starts: the key wins; steps ×2
+    assert AttackSettings.from_config(load_config(None, base={"dataset": "mnist"})).starts == 2  # standard
     assert s.saliency.kind == "ig" and s.saliency.n_steps == 12
     mnist = AttackSettings.from_config(load_config(None, base={"dataset": "mnist"}))
     assert mnist.bounds == (0.0, 1.0) and not mnist.integer_pixels and mnist.target_box is None

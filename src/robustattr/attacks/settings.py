@@ -23,10 +23,24 @@ from robustattr.attacks.threat_model import check_bounds, check_epsilon
 from robustattr.attribution import SaliencyMethod
 from robustattr.errors import UserInputError, did_you_mean
 
-__all__ = ["AttackSettings", "STRONG"]
+__all__ = ["AttackSettings", "STRONG", "BUDGETS", "Budget"]
 
 #: ``method`` of the strong evaluation (every portfolio member, each metric's worst case).
 STRONG = "strong"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a strong-evaluation budget level sets: ``random_starts`` copies of each member with
+    ``copies`` (topK_random_start, ig_cosine) and ``steps_factor`` × ``attribution_attack_steps``
+    iterations for every member (at least 1 when steps > 0). Each level doubles the one below."""
+
+    random_starts: int
+    steps_factor: float
+
+
+#: ``attribution_attack_budget`` levels (docs/attribution-evaluation.md, "Budget and convergence").
+BUDGETS = {"fast": Budget(1, 0.5), "standard": Budget(2, 1.0), "thorough": Budget(4, 2.0)}
 
 
 def _choose(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -51,9 +65,12 @@ class AttackSettings:
     bounds: the pixel range; integer_pixels: truncate iterates to integers (0..255 datasets).
     flat_rule: what a walk does where its objective is flat (``attribution_attack_flat_rule``);
         surrogate: the network directions come from (``attribution_attack_surrogate``).
-    random_starts: the strong portfolio's topK walks from random starts (``strong_random_starts``);
-        direction_n_steps: IG points of its non-faithful directions (``strong_direction_ig_steps``;
-        None: n_steps // 4, :attr:`direction_points`).
+    budget: the strong evaluation's level, fast | standard | thorough (``attribution_attack_budget``,
+        :data:`BUDGETS`): its random starts and steps factor.
+    random_starts: copies of the strong portfolio's restarted members (``strong_random_starts``;
+        None: the budget's, :attr:`starts`); direction_n_steps: IG points of the directions of
+        members without ``full_direction`` (``strong_direction_ig_steps``; None: all n_steps,
+        :attr:`direction_points`).
     seed: per-example generators are seeded by (seed, example id) (``random_seed``).
     target_box: [r0, c0, r1, c1] of the target member's map (``attribution_attack_target``).
     chunk_size: examples per double-backprop pass (None: all; no effect on results).
@@ -73,7 +90,8 @@ class AttackSettings:
     integer_pixels: bool = False
     flat_rule: str = "random_sign"
     surrogate: str = "softplus"
-    random_starts: int = 2
+    budget: str = "standard"
+    random_starts: int | None = None
     direction_n_steps: int | None = None
     seed: int = 0
     target_box: tuple[int, int, int, int] | None = None
@@ -85,10 +103,11 @@ class AttackSettings:
         _choose("saliency_type", getattr(self.saliency, "kind", self.saliency), SALIENCIES)
         _choose("attribution_attack_flat_rule", self.flat_rule, FLAT_RULES)
         _choose("attribution_attack_surrogate", self.surrogate, SURROGATES)
+        _choose("attribution_attack_budget", self.budget, tuple(BUDGETS))
         object.__setattr__(self, "epsilon", check_epsilon(self.epsilon))
         object.__setattr__(self, "bounds", check_bounds(self.bounds))
         for name, value, low in (("attribution_attack_steps", self.steps, 0), ("attribution_attack_times", self.times, 1),
-                                 ("num_IG_steps", self.n_steps, 1), ("strong_random_starts", self.random_starts, 0)):
+                                 ("num_IG_steps", self.n_steps, 1), ("strong_random_starts", self.starts, 0)):
             if int(value) < low:
                 raise UserInputError(f"{name}={value} must be >= {low}")
         if self.direction_n_steps is not None and int(self.direction_n_steps) < 1:
@@ -101,8 +120,21 @@ class AttackSettings:
 
     @property
     def direction_points(self) -> int:
-        """IG points of the strong portfolio's reduced directions: ``direction_n_steps``, else n_steps // 4."""
-        return self.direction_n_steps or max(1, self.n_steps // 4)
+        """IG points of the strong portfolio's directions: ``direction_n_steps``, else all ``n_steps``
+        (measured: fewer points lose per-image worst cases, docs/attribution-evaluation.md)."""
+        return self.direction_n_steps or self.n_steps
+
+    @property
+    def starts(self) -> int:
+        """Copies of each restarted portfolio member: ``random_starts``, else the budget's."""
+        return BUDGETS[self.budget].random_starts if self.random_starts is None else self.random_starts
+
+    @property
+    def strong_steps(self) -> int:
+        """Iterations of every strong-portfolio walk: ``steps`` × the budget's factor (≥ 1 if steps > 0)."""
+        if self.steps == 0:
+            return 0
+        return max(1, round(self.steps * BUDGETS[self.budget].steps_factor))
 
     @classmethod
     def of(cls, settings: AttackSettings | None = None, **overrides: Any) -> AttackSettings:
@@ -127,7 +159,8 @@ class AttackSettings:
         ``attribution_attack_measure``, ``epsilon``, ``attribution_attack_step_size``,
         ``attribution_attack_steps``, ``attribution_attack_times``, ``k_top``, ``eval_k_top``, the
         saliency (``saliency_type``, ``num_IG_steps``, ``ig_baseline``, ``smoothgrad_*``),
-        ``attribution_attack_flat_rule``, ``attribution_attack_surrogate``, ``strong_random_starts``,
+        ``attribution_attack_flat_rule``, ``attribution_attack_surrogate``, ``attribution_attack_budget``,
+        ``strong_random_starts``,
         ``strong_direction_ig_steps``, ``random_seed``, ``attribution_attack_target``; the pixel range
         and integer pixels (the original casts attacked 0..255 images to integers, spec §4.2) from the
         dataset's ``info`` (a ``DatasetInfo``; default ``cfg.dataset_info()``)."""
@@ -141,6 +174,7 @@ class AttackSettings:
             saliency=SaliencyMethod.from_config(cfg, bounds), n_steps=cfg.num_IG_steps, bounds=bounds,
             integer_pixels=bool(info.integer_pixels), flat_rule=cfg.attribution_attack_flat_rule,
             surrogate=cfg.attribution_attack_surrogate, random_starts=cfg.strong_random_starts,
+            budget=cfg.attribution_attack_budget,
             direction_n_steps=cfg.strong_direction_ig_steps, seed=cfg.random_seed,
             target_box=None if box is None else tuple(box), chunk_size=chunk_size,
         )

@@ -15,11 +15,15 @@ walked by each member of a portfolio, all members stacked in one batch:
 Every member keeps the label as the faithful walk does (an iterate that flips the prediction
 never counts; the walk goes on from it). For each metric on its own (top-k intersection at
 ``eval_k_top``, Kendall's τ, Spearman's ρ) the result is the minimum over all members and all
-label-keeping iterates, so it is never above any member's value. Members other than the faithful
-one take their ascent direction from a surrogate map with ``direction_n_steps`` IG points (config
-``strong_direction_ig_steps``, default a quarter of ``n_steps``): the sign of a gradient needs fewer
-points than the reported metrics, which always use ``n_steps``; this keeps the whole portfolio
-within 4× the faithful attack's cost (``bench/strong_vs_faithful.py``).
+label-keeping iterates, so it is never above any member's value. Every member takes its ascent direction
+from all ``n_steps`` IG points by default (``strong_direction_ig_steps`` lowers it for the members
+without ``full_direction``): with a quarter of the points the per-image worst case was above the
+full-n one on many images (measured, docs/attribution-evaluation.md). R and the steps come from the
+budget level (``attribution_attack_budget``: fast, standard, thorough; ``AttackSettings.starts``,
+``AttackSettings.strong_steps``). Images on which no member found a label-keeping iterate are
+flagged (``label_kept`` False): they score (1, 1, 1), the paper's convention; the drivers also
+report the means with them dropped (ART/SSR). The running worst case after every step
+(``history``) shows convergence.
 
 The portfolio is composed from the registered members (``attacks.members``: those with
 ``in_portfolio``, in their ``order``), so a new member module joins it without an edit here.
@@ -47,11 +51,12 @@ __all__ = ["METRICS", "StrongAttributionResult", "portfolio", "strong_attributio
 METRICS = ("intersection", "spearman", "kendall")
 
 
-def portfolio(random_starts: int = 2, direction_n_steps: int | None = None) -> tuple[WalkMember, ...]:
+def portfolio(random_starts: int | None = 2, direction_n_steps: int | None = None) -> tuple[WalkMember, ...]:
     """The strong evaluation's walks: every registered member with ``in_portfolio``, in ``order``
     (``topK`` first, the faithful walk), a member with ``copies`` as ``random_starts`` copies
     ``{name}_1 … _R`` on streams ``stream + r``. Members without ``full_direction`` take their
     direction from ``direction_n_steps`` IG points (None: all of them)."""
+    random_starts = 2 if random_starts is None else random_starts
     if int(random_starts) < 0:
         raise UserInputError(f"strong_random_starts={random_starts} must be >= 0")
     walks: list[WalkMember] = []
@@ -81,6 +86,10 @@ class StrongAttributionResult:
     x_adv: (B, C, H, W) the iterate of the lowest Kendall τ (the clean image where none).
     saliency, saliency_adv: (B, H, W) ReLU maps of x and x_adv.
     flat_rule_steps: (B,) int64, flat-objective random steps summed over the members.
+    label_kept: (B,) bool, some member's iterate kept the label (False where not attacked; where
+        attacked and False the metrics are 1 by the paper's convention).
+    history: metric → (T, B) the worst case over all members after each of the T steps (the last
+        row equals the metric; NaN where not attacked; never rising down a column).
     """
 
     members: tuple[str, ...]
@@ -95,6 +104,8 @@ class StrongAttributionResult:
     saliency: Tensor
     saliency_adv: Tensor
     flat_rule_steps: Tensor
+    label_kept: Tensor
+    history: dict[str, Tensor]
 
 
 def strong_attribution_attack(
@@ -109,7 +120,8 @@ def strong_attribution_attack(
     ``measure`` is the faithful walk's criterion (which iterate it keeps); the reported minima do
     not depend on it. Random draws come from per-example generators seeded by (``seed``,
     ``example_ids[i]``, member stream), so an example's result does not depend on its batch;
-    ``example_ids`` defaults to 0..B−1. ``direction_n_steps`` None: ``max(1, n_steps // 4)``.
+    ``example_ids`` defaults to 0..B−1. Each walk runs ``s.strong_steps`` iterations (the budget's
+    factor × ``steps``), the restarted members ``s.starts`` copies; ``direction_n_steps`` None: ``n_steps``.
 
     Shape:
         x: (B, C, H, W) float in ``bounds``; y: (B,) int64. Returns :class:`StrongAttributionResult`.
@@ -122,11 +134,11 @@ def strong_attribution_attack(
     s = AttackSettings.of(settings, **overrides)
     B, _, H, W = x.shape
     s.check_image((H, W), has_target=True)  # no member of the portfolio needs a target
-    members = portfolio(s.random_starts, s.direction_points)
+    members = portfolio(s.starts, s.direction_points)
     ids = list(range(B)) if example_ids is None else [int(i) for i in example_ids]
     if len(ids) != B:
         raise ValueError(f"got {len(ids)} example ids for a batch of {B}")
-    cfg = walk_settings(s)
+    cfg = walk_settings(AttackSettings.of(s, steps=s.strong_steps))
     sal = walk_saliency(s)
     M = len(members)
     nan = torch.full((B,), float("nan"), device=x.device)
@@ -140,6 +152,8 @@ def strong_attribution_attack(
         x_adv, s_adv = x.clone(), s0_all.clone()
         rule_steps = torch.zeros(B, dtype=torch.long, device=x.device)
         found = torch.zeros(B, dtype=torch.bool, device=x.device)
+        kept = torch.zeros(B, dtype=torch.bool, device=x.device)
+        history = {name: nan.expand(cfg.steps, B).clone() for name in METRICS}
         if idx.numel() > 0:
             chosen = [ids[i] for i in idx.tolist()]
             gens = [_common.example_generator(s.seed, i, m.stream) for m in members for i in chosen]
@@ -160,8 +174,11 @@ def strong_attribution_attack(
             s_adv[idx] = r.s_worst[pick]
             rule_steps[idx] = r.flat_rule_steps.view(M, n).sum(0)
             found[idx] = out["kendall"][idx] < 1
+            kept[idx] = r.kept_any.view(M, n).any(0)
+            for name in METRICS:  # (T, M·n) → (T, n): the worst over members after each step
+                history[name][:, idx] = r.history[name].view(-1, M, n).amin(1)
     return StrongAttributionResult(
         members=tuple(m.name for m in members), **out, worst_member=worst_member, member_values=per_member,
         attacked=attacked, found=found, x_adv=x_adv, saliency=s0_all, saliency_adv=s_adv,
-        flat_rule_steps=rule_steps,
+        flat_rule_steps=rule_steps, label_kept=kept, history=history,
     )

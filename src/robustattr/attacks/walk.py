@@ -104,6 +104,8 @@ class WalkSaliency:
             xc = x[sl].detach().requires_grad_(True)
             s2 = saliency(surrogate, xc, y[sl], self.kind, steps, create_graph=True)
             d = member.objective(s2, rows)
+            if member.logits_term is not None:  # e.g. holding the logits (targeted_shift)
+                d = d + member.logits_term(surrogate(xc), rows)
             sign = torch.autograd.grad(d.sum(), xc)[0].sign()
             if member.flat is None:
                 flat = torch.zeros(s2.shape[0], dtype=torch.bool, device=s2.device)
@@ -236,7 +238,8 @@ class WalkResult:
     Two selections run side by side: the faithful one (the label-keeping iterate with the lowest
     criterion: ``crit_min``, ``best``, ``s_best``) and each metric's own minimum over all
     label-keeping iterates (``worst``; 1 where no iterate went below 1), with the iterate of the
-    lowest Kendall τ (``x_worst``, ``s_worst``).
+    lowest Kendall τ (``x_worst``, ``s_worst``). ``history``: metric → (steps, rows) ``worst`` after
+    each step (never rising down a column); ``kept_any`` (rows,) bool: some iterate kept the label.
     """
 
     s0: Tensor
@@ -247,6 +250,8 @@ class WalkResult:
     x_worst: Tensor
     s_worst: Tensor
     flat_rule_steps: Tensor
+    history: dict[str, Tensor] | None = None
+    kept_any: Tensor | None = None
 
     def faithful(self, eval_k_top: int) -> WalkOutcome:
         """The original's report: S⁰ against the best iterate's map; (1, 1, 1) where none was found."""
@@ -293,6 +298,8 @@ def walk(model: nn.Module, sal: WalkSaliency, x: Tensor, y: Tensor, s0: Tensor, 
     crit_min = torch.ones(x.shape[0], device=x.device, dtype=s0.dtype)
     worst = {name: torch.ones_like(crit_min) for name in ("intersection", "spearman", "kendall")}
     rule_steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    kept_any = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    history: dict[str, list[Tensor]] = {name: [] for name in worst}
     for _ in range(settings.steps):
         d = torch.empty_like(x_t)
         for member, block in zip(members, blocks):
@@ -310,6 +317,7 @@ def walk(model: nn.Module, sal: WalkSaliency, x: Tensor, y: Tensor, s0: Tensor, 
         x_t = _snap((x_t + settings.step_size * d).clamp(lower, upper), settings)  # = project_and_clamp, bit for bit
         with torch.no_grad():
             kept = model(x_t).argmax(1) == y
+        kept_any |= kept
         s_t = sal(model, x_t, y)
         one = torch.ones_like(crit_min)
         crit = criterion(settings.measure, s0, s_t, k_top=settings.k_top, center0=state.get("center0"))
@@ -327,8 +335,12 @@ def walk(model: nn.Module, sal: WalkSaliency, x: Tensor, y: Tensor, s0: Tensor, 
             if name == "kendall":
                 x_worst = _where(lower_now, x_t, x_worst)
                 s_worst = _where(lower_now, s_t, s_worst)
+            history[name].append(worst[name])  # a new tensor each step (torch.where), never written to
+    steps_shape = (0, x.shape[0])
     return WalkResult(s0=s0, crit_min=crit_min, best=best, s_best=s_best, worst=worst, x_worst=x_worst,
-                      s_worst=s_worst, flat_rule_steps=rule_steps)
+                      s_worst=s_worst, flat_rule_steps=rule_steps,
+                      history={k: torch.stack(v) if v else crit_min.new_empty(steps_shape) for k, v in history.items()},
+                      kept_any=kept_any)
 
 
 def _snap(x: Tensor, settings: WalkSettings) -> Tensor:

@@ -9,11 +9,14 @@ evaluation every member with ``in_portfolio`` (``attacks.strong_attribution.port
 
     >>> from robustattr.attacks.members import MEMBERS
     >>> [m.name for m in MEMBERS.values()]            # in ``order``
-    ['topK', 'topK_random_start', 'mass_center', 'random', 'map_distance', 'target']
+    ['topK', 'topK_random_start', 'topK_lens', 'mass_center', 'random', 'map_distance', 'ig_cosine',
+     'targeted_shift', 'target']
 
 An objective is a pure function ``(s2, state) -> (B,)``: ``s2`` the (B, H, W) saliency map of the
 surrogate at the current iterate, differentiable w.r.t. it, and ``state`` the per-example tensors
-the member ``needs`` (rows matching ``s2``'s). The walk steps along sign(∇x objective).
+the member ``needs`` (rows matching ``s2``'s). A member may add a term on the surrogate's logits at
+the iterate (``logits_term``, ``(logits (B, K), state) -> (B,)``): the targeted member holds the logits
+with it. The walk steps along sign(∇x (objective + logits_term)).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = ["Member", "MEMBERS", "STATE_ITEMS", "StateInputs", "register_member",
 #: Per-example tensors a member's objective reads, by name (rows follow the walked examples).
 State = Mapping[str, Tensor]
 Objective = Callable[[Tensor, State], Tensor]
+LogitsTerm = Callable[[Tensor, State], Tensor]
 FlatTest = Callable[[Tensor, State], Tensor]
 
 #: A member with ``copies`` runs R copies in the portfolio, copy r on generator stream ``stream + r``;
@@ -58,9 +62,12 @@ class Member:
     order: where it sits in :data:`MEMBERS` and in the portfolio (ascending).
     in_portfolio: one of the strong evaluation's members.
     copies: in the portfolio, ``random_starts`` copies named ``{name}_{r}`` (streams ``stream + r``).
-    full_direction: in the portfolio, its direction comes from all IG points (else from the
-        strong evaluation's ``direction_n_steps``); the metrics always use all of them.
+    full_direction: in the portfolio, its direction always comes from all IG points (else from the
+        strong evaluation's ``direction_n_steps``, by default all of them too); the metrics always
+        use all of them.
     summary: one line for listings and docs.
+    logits_term: ``(logits (B, K) of the surrogate at the iterate, differentiable w.r.t. it, state)
+        -> (B,)``, added to the objective before the gradient is taken; None: no such term.
     """
 
     name: str
@@ -74,6 +81,7 @@ class Member:
     copies: bool = False
     full_direction: bool = False
     summary: str = ""
+    logits_term: LogitsTerm | None = None
 
     @property
     def stochastic(self) -> bool:
