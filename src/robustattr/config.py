@@ -342,10 +342,15 @@ class Config:
         _choice(*FLAT_RULES), "random_sign",
         "where the walk's objective is flat: a seeded random sign step (random_sign) or no move (none, "
         "the behaviour before 2026-12); docs/attribution-evaluation.md")
-    strong_random_starts: int = _key(_INT, 2, "strong evaluation: topK walks from random starts", _COUNT0)
+    attribution_attack_budget: str = _key(
+        _choice("fast", "standard", "thorough"), "standard", "strong evaluation: budget level (random starts "
+        "1/2/4, steps x0.5/x1/x2); docs/attribution-evaluation.md")
+    strong_random_starts: int | None = _key(
+        _INT, None, "strong evaluation: copies of the restarted members (default: the budget's)", _COUNT0,
+        nullable=True)
     strong_direction_ig_steps: int | None = _key(
-        _INT, None, "strong evaluation: IG points of the non-faithful members' ascent direction "
-        "(default num_IG_steps // 4)", _POINTS, nullable=True)
+        _INT, None, "strong evaluation: IG points of the members' ascent direction "
+        "(default num_IG_steps)", _POINTS, nullable=True)
     certify_sigma: float = _key(
         _FLOAT, lambda r: 0.12 * (r.info.value_range[1] - r.info.value_range[0]), "eval certify: Gaussian noise "
         "sigma of the smoothed map, pixel units (default 0.12 of the pixel range, Cohen et al. 2019's smallest)", _POS)
