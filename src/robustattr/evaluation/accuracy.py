@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from robustattr import distributed as dist
+from robustattr.attacks.threat_model import uniform_noise
 from robustattr.attacks import pgd
 from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, round_robin,
@@ -86,8 +87,7 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
             k = min(len(idx), n_adv - int(idx[0]))  # AA runs on the first n_adv images only
             if pos not in mine:
                 if k > 0 and cfg.random_start:  # the draw this batch's PGD makes in a single process
-                    torch.empty((k, *image_shape), dtype=torch.float32, device=device).uniform_(
-                        -float(cfg.epsilon), float(cfg.epsilon), generator=generator)
+                    uniform_noise((k, *image_shape), float(cfg.epsilon), generator, device=device)
                 continue
             x, y = split.batch(idx)
             x, y = x.to(device), y.to(device)
