@@ -39,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from robustattr.data._io import atomic_write_bytes, naming_write_errors, refuse_link
+from robustattr.files import atomic_write_bytes, naming_write_errors, refuse_link
 from robustattr.errors import UserInputError
 from robustattr.json_files import (
     ANY, BASE64, INT, NUMBER, SHA256, STR, Shape, at_least_int, dict_of, list_of, nullable, read_json, record,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from robustattr.data._io import naming_write_errors, remove_stale_partials
+from robustattr.files import naming_write_errors, remove_stale_partials
 from robustattr.errors import FileSystemError, UserInputError, link_refused
 
 __all__ = ["run_dir_lock", "locks_model_dir", "lock_holder", "quiet_before_lock"]

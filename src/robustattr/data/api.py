@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from robustattr.data import cache, user
-from robustattr.data._io import file_lock, remove_stale_partials
+from robustattr.files import file_lock, remove_stale_partials
 from robustattr.data.catalog import DATASETS, DatasetInfo, get_info
 from robustattr.data.sources import first_working
 from robustattr.errors import LinkRefusedError, UserInputError, did_you_mean

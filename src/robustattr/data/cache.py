@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from robustattr.data._io import atomic_write_json, fsync_dir, naming_write_errors, refuse_link, sha256_file
+from robustattr.files import atomic_write_json, fsync_dir, naming_write_errors, refuse_link, sha256_file
 from robustattr.data.catalog import DATASETS
 from robustattr.errors import BAD_PATH_ERRNOS, FileSystemError, UserInputError
 from robustattr.json_files import FILE_NAME, INT, SHA256, STR, at_least_int, dict_of, list_of, read_json, record

@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from robustattr.data import augment
-from robustattr.data._io import sha256_file
+from robustattr.files import sha256_file
 from robustattr.data.archives import safe_extract
 from robustattr.data.cache import Staging
 from robustattr.data.sources import Source, SourceMissing, TrustStore, http_download

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from robustattr.data import augment, equalize
-from robustattr.data._io import sha256_file
+from robustattr.files import sha256_file
 from robustattr.data.archives import safe_extract
 from robustattr.data.cache import Staging
 from robustattr.data.safe_pickle import loads_arrays

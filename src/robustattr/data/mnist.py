@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from robustattr.data._io import sha256_bytes
+from robustattr.files import sha256_bytes
 from robustattr.data.idx import parse_idx, read_idx_bytes
 from robustattr.data.safe_pickle import loads_arrays
 from robustattr.data.sources import Source, SourceError, SourceMissing, check_digest, http_download, pip_download

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from robustattr.data._io import atomic_file, atomic_write_json, file_lock, system_refusal
+from robustattr.files import atomic_file, atomic_write_json, file_lock, system_refusal
 from robustattr.errors import UserInputError
 from robustattr.json_files import SHA256, dict_of, read_json, record
 

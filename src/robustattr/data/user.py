@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from robustattr.data import cache
-from robustattr.data._io import file_lock, sha256_file
+from robustattr.files import file_lock, sha256_file
 from robustattr.data.catalog import DatasetInfo, mnist_defaults_for
 from robustattr.errors import LinkRefusedError, UserInputError
 

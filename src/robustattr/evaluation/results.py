@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from robustattr.data._io import atomic_write_json, naming_write_errors, open_regular
+from robustattr.files import atomic_write_json, naming_write_errors, open_regular
 from robustattr.errors import UserInputError
 from robustattr.json_files import INT, NUMBER, STR, Shape, at_least_int, nullable, read_json, record
 

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from robustattr.config import Config, load_config
 from robustattr.config import read_json_file
-from robustattr.data._io import atomic_write_bytes
+from robustattr.files import atomic_write_bytes
 from robustattr.errors import UserInputError
 from robustattr.evaluation import attribution_robustness
 from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, ExampleLog, read_result

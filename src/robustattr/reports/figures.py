@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustattr.data._io import atomic_file
+from robustattr.files import atomic_file
 from robustattr.errors import UserInputError
 from robustattr.run_files import read_metrics
 

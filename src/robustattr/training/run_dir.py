@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robustattr.checkpoints import list_checkpoints
-from robustattr.data._io import atomic_write_bytes, naming_write_errors, open_regular
+from robustattr.files import atomic_write_bytes, naming_write_errors, open_regular
 from robustattr.errors import UserInputError
 from robustattr.run_files import read_metrics, read_run_config
 from robustattr.training.objectives.registry import resume_keys

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from robustattr.data._io import atomic_write_bytes, open_regular, remove_stale_partials
+from robustattr.files import atomic_write_bytes, open_regular, remove_stale_partials
 from robustattr.errors import FileWriteError, UserInputError
 
 
@@ -47,7 +47,7 @@ def _limited(limit_bytes: int, code: str) -> subprocess.CompletedProcess:
 def test_a_refused_write_names_the_file_and_keeps_the_old_one(tmp_path: Path) -> None:
     dest = tmp_path / "eval_pgd.json"
     dest.write_text("old")
-    code = ("import sys; from robustattr.data._io import atomic_write_bytes\n"
+    code = ("import sys; from robustattr.files import atomic_write_bytes\n"
             "from robustattr.errors import FileWriteError\n"
             f"try: atomic_write_bytes({str(dest)!r}, b'x' * 100_000)\n"
             "except FileWriteError as exc: print(exc); sys.exit(3)")
