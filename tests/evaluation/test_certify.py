@@ -64,6 +64,13 @@ def test_certificate_does_not_depend_on_the_batch(natural_mnist_run):
     torch.testing.assert_close(together.smoothed[-1:], last.smoothed, rtol=0, atol=0)
     assert together.certified_count[-1] == last.certified_count[0]
     torch.testing.assert_close(together.target, y)  # a correctly classified image's top logit is its label
+    # The attack scores with the certificate's own samples: its map of the clean image is the same.
+    from robustattr.attacks.smoothed_map_attack import _score
+    from robustattr.attribution.smoothgrad_certificate import certificate_noise
+
+    noise = certificate_noise(seeds, 0.12, (1, 28, 28), dtype=x.dtype, device=x.device)
+    again, _ = _score(model, x, y, noise, 40, keep_count(0.1, 784), torch.zeros(len(ids), 784), chunk=2)
+    torch.testing.assert_close(again, together.smoothed, rtol=0, atol=0)
 
 
 def _cli(capsys, *args: str) -> tuple[int, dict | None, str]:

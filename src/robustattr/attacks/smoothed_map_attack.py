@@ -3,14 +3,23 @@
 :mod:`robustattr.attribution.smoothgrad_certificate` certifies, at ℓ2 radius ρ, a lower bound on
 the top-k intersection of the smoothed map ŝ; this attack searches the same ball for a perturbation
 that lowers it, so the reader sees both bounds. The sparsified map is piecewise constant in x (a
-top-``keep`` indicator per noisy copy), so the descent direction comes from a differentiable
-surrogate on the SAME noise samples: with u_t = Σ_c |∇f_c(x′ + δ_t)| of the softplus surrogate network
-and θ_t its ``keep``-th largest value (held fixed), D(x′) = (1/m) Σ_{t<m} Σ_p w_p σ((u_t,p − θ_t)/(τ θ_t)),
-a soft count of the pixels each copy's base map sets, with w = +1 on M (the clean map's top k), −1 on
-its rivals (ranks k+1..2k), 0 elsewhere (m = ``direction_samples``, the first m of the certificate's
-n samples; τ = ``temperature``). D is minimised: M's pixels leave the base maps, the rivals enter. Each step
-x′ ← Π(x′ − α ∇D / ‖∇D‖₂), Π the projection onto the ℓ2 ball of radius ρ around x and then onto the
-pixel range (which stays inside the ball, x being in the range).
+top-``keep`` indicator per noisy copy), so the step direction combines two estimates, on the SAME
+noise samples as the certificate's:
+
+- a differentiable surrogate: with u_t = Σ_c |∇f_c(x′ + δ_t)| of the softplus surrogate network and
+  θ_t its ``keep``-th largest value (held fixed), D(x′) = (1/m) Σ_{t<m} Σ_p w_p σ((u_t,p − θ_t)/(τ θ_t)),
+  a soft count of the pixels each copy's base map sets, with w = +1 on M (the clean map's top k),
+  −1 on its rivals (ranks k+1..2k), 0 elsewhere (m = ``direction_samples``, the first m of the n
+  copies; τ = ``temperature``); minimising D takes M's pixels out of the base maps, the rivals in;
+- a zeroth-order gradient on the true map, free from the scoring pass: by Stein's lemma
+  ∇E[c(x′ + δ)] = E[c(x′ + δ) δ] / σ², estimated by Σ_t (c_t − c̄) δ_t over all n copies, with
+  c_t = Σ_p w_p h_p(x′ + δ_t).
+
+Each step x′ ← Π(x′ − α u), u the normalised sum of the two normalised gradients, Π the projection
+onto the ℓ2 ball of radius ρ around x and then onto the pixel range (which stays inside the ball, x
+being in the range). Measured on 8 images of a 1000-step NATURAL MNIST model at ρ = 0.1 (k 100,
+n 256, 10 steps): 0.955 with both, 0.956 zeroth-order alone, 0.960 surrogate alone, 0.975 for a
+random direction of norm ρ.
 
 Every iterate is scored with the true map: ŝ(x′) from all n samples, the class fixed to the
 certificate's, and its top-k intersection with ŝ(x) (top-k sets with ties to the lower flat index).
@@ -27,7 +36,9 @@ import torch
 from torch import Tensor, nn
 
 from robustattr.attacks.attribution_objectives import surrogate_model
-from robustattr.attribution.smoothgrad_certificate import NOISE_BLOCK, certificate_noise, sparsified_smoothgrad
+from robustattr.attribution.smoothgrad_certificate import (
+    NOISE_BLOCK, Noise, certificate_noise, sparsified_gradient_map,
+)
 from robustattr.metrics import lens_top_k_set
 
 __all__ = ["SmoothedMapAttackResult", "smoothed_map_attack", "smoothed_top_k_intersection"]
@@ -68,6 +79,38 @@ def _soft_top_count(net: nn.Module, x: Tensor, target: Tensor, delta: Tensor, we
     theta = u.detach().topk(keep, dim=2).values[:, :, -1:]
     soft = torch.sigmoid((u - theta) / (temperature * theta).clamp_min(1e-30))
     return (soft * weight.unsqueeze(1)).sum(dim=2).mean(dim=1)
+
+
+def _score(model: nn.Module, x: Tensor, target: Tensor, noise: Noise, samples: int, keep: int, weight: Tensor,
+           chunk: int) -> tuple[Tensor, Tensor]:
+    """ŝ(x) (B, H, W), as ``sparsified_smoothgrad``, and the zeroth-order direction (B, C, H, W)
+    Σ_t (c_t − c̄) δ_t with c_t = Σ_p weight_p h_p(x + δ_t), c̄ their mean over the n copies.
+
+    By Stein's lemma ∇_x E[c(x + δ)] = E[c(x + δ) δ] / σ²: the direction is, up to a positive factor,
+    a Monte-Carlo gradient of the weighted expected map on the true (sparsified) maps, free given ŝ.
+    """
+    batch = x.shape[0]
+    total = x.new_zeros(batch, *x.shape[2:])
+    moment, c_sum, d_sum = torch.zeros_like(x), x.new_zeros(batch), torch.zeros_like(x)
+    for lo in range(0, samples, NOISE_BLOCK):
+        hi = min(samples, lo + NOISE_BLOCK)
+        delta = noise(lo, hi)  # (B, m, C, H, W)
+        for a in range(0, batch, chunk):
+            b = min(batch, a + chunk)
+            points = (x[a:b].detach().unsqueeze(1) + delta[a:b]).flatten(0, 1)
+            maps = sparsified_gradient_map(model, points, target[a:b].repeat_interleave(hi - lo), keep)
+            maps = maps.view(b - a, hi - lo, -1)
+            total[a:b] += maps.sum(dim=1).view(b - a, *x.shape[2:])
+            c = (maps * weight[a:b].unsqueeze(1)).sum(dim=2)  # (b − a, m)
+            moment[a:b] += (c.view(*c.shape, *([1] * (x.dim() - 1))) * delta[a:b]).sum(dim=1)
+            c_sum[a:b] += c.sum(dim=1)
+            d_sum[a:b] += delta[a:b].sum(dim=1)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return total / samples, moment - (c_sum / samples).view(shape) * d_sum
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.flatten(1).norm(dim=1).clamp_min(1e-30).view((-1,) + (1,) * (v.dim() - 1))
 
 
 def smoothed_map_attack(model: nn.Module, x: Tensor, target: Tensor, clean_map: Tensor, *, k: int, radius: float,
@@ -112,6 +155,7 @@ def smoothed_map_attack(model: nn.Module, x: Tensor, target: Tensor, clean_map: 
     kept_steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     shape = (-1,) + (1,) * (x.dim() - 1)
     x_adv = x0.clone()
+    _, stein = _score(model, x0, target, noise, samples, keep, weight, chunk) if steps else (None, None)
     for _ in range(steps):
         g = torch.empty_like(x_adv)
         for a in range(0, batch, chunk):  # examples are independent: each chunk's gradient is exact
@@ -121,13 +165,12 @@ def smoothed_map_attack(model: nn.Module, x: Tensor, target: Tensor, clean_map: 
                 objective = _soft_top_count(net, part, target[a:b], delta[a:b], weight[a:b], keep, temperature)
                 (g[a:b],) = torch.autograd.grad(objective.sum(), part)
         with torch.no_grad():
-            step = g / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(shape)
+            step = _unit(_unit(g) + _unit(stein))  # the surrogate's and the true map's directions, equally
             moved = x_adv.detach() - alpha * step - x0
             scale = (radius / moved.flatten(1).norm(dim=1).clamp_min(1e-30)).clamp(max=1.0).view(shape)
             x_adv = (x0 + moved * scale).clamp(*bounds)
             kept = model(x_adv).argmax(dim=1) == target
-        smoothed = sparsified_smoothgrad(model, x_adv, target, noise, samples=samples, keep=keep,
-                                         chunk_size=chunk_size)
+        smoothed, stein = _score(model, x_adv, target, noise, samples, keep, weight, chunk)
         value = smoothed_top_k_intersection(clean_map, smoothed, k)
         better = kept & (value < best)
         best = torch.where(better, value, best)

@@ -117,7 +117,7 @@ def hoeffding_margin(num_pixels: int, samples: int, confidence: float) -> float:
 
 def certified_top_k_count(s: Tensor, k: int, *, samples: int, sigma: float, radius: float,
                           confidence: float) -> Tensor:
-    """(B,) int64: #{i ≤ k : Φ(Φ⁻¹(s_i − e) − 2ρ/σ) − e > s_(2k−i)} of each smoothed map s (B, ...) in [0, 1].
+    """(B,) int64 #{i ≤ k : Φ(Φ⁻¹(s_i − e) − 2ρ/σ) − e > s_(2k−i)} of each smoothed map s (B, ...) in [0, 1].
 
     s sorted in decreasing order (1-based s_1 ≥ s_2 ≥ ...), e = :func:`hoeffding_margin` with d the
     entries per map; Φ⁻¹'s argument clamped into (0, 1). Needs 2k − 1 ≤ d. Computed in float64.

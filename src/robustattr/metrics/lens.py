@@ -1,4 +1,5 @@
-"""The LENS family of Kamath et al. ("Rethinking Robustness of Model Attributions", AAAI 2024), as their code defines it.
+"""The LENS family of Kamath et al. ("Rethinking Robustness of Model Attributions", AAAI 2024), as their
+code defines it.
 
 With T_k(m) the k largest pixels of a map m and N_w(S) the union of the w×w windows around the pixels of S:
 

@@ -87,8 +87,8 @@ def neighbourhood_kendall_tau(a: Tensor, b: Tensor, window: int = 3) -> Tensor:
 
     Not a LENS metric: Kamath et al.'s code defines no Kendall variant (only the top-k family in
     :mod:`robustattr.metrics.lens`). This construction, in the spirit of their locality idea, is
-    robustattr's own, stated exactly: each map is replaced by its sliding-window maximum (stride 1, clipped at the border,
-    i.e. grey-scale dilation), then τ-b is taken as usual. A peak that moves by up to ``window // 2``
+    robustattr's own, stated exactly: each map is replaced by its sliding-window maximum (stride 1,
+    clipped at the border, i.e. grey-scale dilation), then τ-b is taken as usual. A peak that moves by up to ``window // 2``
     pixels keeps the high values of its neighbourhood, so such shifts cost little; a peak that
     moves farther still loses rank. ``window=1`` gives :func:`kendall_tau`.
 
