@@ -96,3 +96,17 @@ def test_bad_settings_are_user_input_errors(kwargs, match):
     base = dict(epsilon=0.1, pgd_steps=1, step_size=0.01)
     with pytest.raises(UserInputError, match=match):
         IGNorm(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("cls,preset", [(IGNorm, "ig-norm"), (IGSumNorm, "ig-sum-norm"), (Madry, "madry")])
+def test_constructor_defaults_are_the_mnist_presets(cls, preset):
+    """design.md: every loss class argument defaults to its MNIST preset value."""
+    from pathlib import Path
+
+    from robustattr.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "mnist" / f"{preset}.json")
+    criterion = cls()
+    assert (criterion.epsilon, criterion.pgd_steps, criterion.step_size) == (cfg.epsilon, cfg.num_steps, cfg.step_size)
+    if cls is not Madry:
+        assert (criterion.lam, criterion.m, criterion.approx_factor) == (cfg.lambda_, cfg.m, cfg.approx_factor)

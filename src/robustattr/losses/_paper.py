@@ -43,9 +43,9 @@ _REDUCTIONS = ("sum", "mean")
 class _Objective:
     """Shared fields: the PGD threat model and the loss reduction."""
 
-    epsilon: float
-    pgd_steps: int
-    step_size: float
+    epsilon: float = 0.3  # the MNIST presets' threat model (spec §6)
+    pgd_steps: int = 40
+    step_size: float = 0.01
     bounds: tuple[float, float] = (0.0, 1.0)
     random_start: bool = True
     reduction: str = "sum"
@@ -86,9 +86,9 @@ class _Objective:
 class _Regularised(_Objective):
     """Adds the IG regulariser's fields: weight ``lam``, ``m`` path points, ``approx_factor``."""
 
-    lam: float = 1.0
+    lam: float = 1.0  # IG-NORM's MNIST preset (configs/mnist/ig-norm.json)
     m: int = 50
-    approx_factor: int = 1
+    approx_factor: int = 5
     chunk_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -135,6 +135,8 @@ class IGSumNorm(_Regularised):
     Shape:
         x: (B, C, H, W) float in ``bounds``; y: (B,) int64; returns a 0-dim tensor.
     """
+
+    lam: float = 0.1  # β of IG-SUM-NORM's MNIST preset (configs/mnist/ig-sum-norm.json)
 
     def terms(self, model: nn.Module, x: Tensor, y: Tensor) -> LossOut:
         return ig_sum_norm(model, x, y, self._reg_params("adv_ar_approx"))

@@ -234,7 +234,7 @@ def _train_holding_lock(cfg: Any, *, plan: Plan, init: tuple[dict[str, torch.Ten
     shard = slice(*dist.shard_bounds(batch))  # this rank's examples of each global batch
     if world > 1:
         params = dataclasses.replace(params, global_batch_size=batch)
-    draw_start_noise = world > 1 and objective_info(cfg.training_objective).uses_inner_attack and params.random_start
+    draw_start_noise = world > 1 and objective_info(cfg.training_objective).shares_start_noise(params.random_start)
     extra = {"model": cfg.model, "dataset": cfg.dataset, "training_objective": cfg.training_objective,
              "config_digest": cfg.digest(), "config": cfg_dict, "rng_cuda_device": device.index if device.type == "cuda" else None}
 

@@ -95,7 +95,8 @@ def lga(model: nn.Module, x: Tensor, y: Tensor, params: ObjectiveParams) -> Loss
 # uses_inner_attack: LGA maximises nothing, but it draws one U(−ε, ε) per step exactly as a PGD
 # start does; declaring it makes the data-parallel loop share that draw among the ranks.
 register_objective(ObjectiveInfo(
-    order=12, name="lga", slug="lga", display="LGA", function=lga, uses_inner_attack=True, params=LGAParams,
+    order=12, name="lga", slug="lga", display="LGA", function=lga, uses_inner_attack=False, draws_noise=True,
+    params=LGAParams,
     loss_class="LGA", aliases=("local-gradient-alignment",),
     reference="Joo et al., AAAI 2023 (local gradient alignment)", paper_steps=100_000,
 ))

@@ -43,6 +43,10 @@ class ObjectiveInfo:
         function: ``(model, x, y, params: ObjectiveParams) -> LossOut``.
         uses_inner_attack: it runs an inner maximisation (PGD) every step, so it draws a random
             start from the global RNG (the loop shares that draw among data-parallel ranks).
+        draws_noise: it draws one U(−ε, ε) tensor shaped like the batch every step whatever
+            ``random_start`` says (its own noise, e.g. LGA's z), from ``params.start_noise`` or the
+            global RNG, so the data-parallel loop draws it for the global batch and hands each rank
+            its slice, as for a PGD start.
         params: the frozen dataclass of the objective's own hyper-parameters, or None. Each field
             made with :func:`objective_key` is a config key of this objective only; the loop builds
             it from the config and hands it to the function as ``params.hyper``.
@@ -63,6 +67,7 @@ class ObjectiveInfo:
     function: Callable[..., Any]
     uses_inner_attack: bool
     params: type | None = None
+    draws_noise: bool = False
     loss_class: str = ""
     aliases: tuple[str, ...] = ()
     reference: str = ""
@@ -74,6 +79,10 @@ class ObjectiveInfo:
     def keys(self) -> dict[str, KeySpec]:
         """The config keys this objective adds (its ``params`` fields made by :func:`objective_key`)."""
         return _keys_of(self.params)
+
+    def shares_start_noise(self, random_start: bool) -> bool:
+        """Does a step draw a U(−ε, ε) tensor for the whole batch (a PGD start, or its own noise)?"""
+        return self.draws_noise or (self.uses_inner_attack and random_start)
 
     def spellings(self) -> set[str]:
         return {_fold(s) for s in (self.name, self.slug, self.display, self.loss_class, *self.aliases) if s}
