@@ -17,7 +17,7 @@ from robustattr.attribution.regularizer import (
     loss_path_alphas,
 )
 from robustattr.attribution.saliency import (
-    SALIENCY_KINDS, SaliencyMethod, gradient_saliency, ig_saliency, input_x_gradient, saliency_map, smoothgrad,
+    SALIENCY_KINDS, SALIENCY_METHODS, SaliencyKind, SaliencyMethod, gradient_saliency, register_saliency, ig_saliency, input_x_gradient, saliency_map, smoothgrad,
 )
 from robustattr.attribution.surrogate import SoftplusActivation, softplus_surrogate, swappable_activations
 from robustattr.attribution.smoothgrad_certificate import certified_top_k_count, smoothgrad_certificate  # noqa: F401
@@ -42,6 +42,9 @@ __all__ = [
     "simple_gradient",
     "smoothgrad",
     "SALIENCY_KINDS",
+    "SALIENCY_METHODS",
+    "SaliencyKind",
+    "register_saliency",
     "SaliencyMethod",
     "SoftplusActivation",
     "softplus_surrogate",

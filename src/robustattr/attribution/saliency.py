@@ -8,6 +8,7 @@ so an attack can ascend it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,6 @@ from torch import Tensor, nn
 from robustattr.attribution.ig import _target_logit, integrated_gradients, mean_point_gradients, simple_gradient
 from robustattr.errors import UserInputError, did_you_mean
 
-#: ``saliency_type`` values, in the config and the attacks.
-SALIENCY_KINDS = ("ig", "simple_gradient", "input_x_gradient", "smoothgrad")
 
 
 def saliency_map(attributions: Tensor) -> Tensor:
@@ -93,7 +92,8 @@ class SaliencyMethod:
     """Which attribution a saliency map comes from, with its settings.
 
     Attributes:
-        kind: one of :data:`SALIENCY_KINDS`.
+        kind: a registered method, :data:`SALIENCY_METHODS` (ig, simple_gradient, input_x_gradient,
+            smoothgrad).
         n_steps: IG path points (``ig``; the config's ``num_IG_steps``).
         baseline: IG path start, a constant in x's units (0: the paper's black image).
         samples, sigma, seed: SmoothGrad's n, σ (x's units) and noise seed.
@@ -110,9 +110,9 @@ class SaliencyMethod:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in SALIENCY_KINDS:
+        if self.kind not in SALIENCY_METHODS:
             raise UserInputError(f"saliency_type={self.kind!r} is not supported; choose from "
-                                 f"{', '.join(SALIENCY_KINDS)}{did_you_mean(self.kind, SALIENCY_KINDS)}")
+                                 f"{', '.join(SALIENCY_METHODS)}{did_you_mean(self.kind, SALIENCY_METHODS)}")
 
     @classmethod
     def from_config(cls, cfg: Any, bounds: tuple[float, float]) -> SaliencyMethod:
@@ -126,23 +126,69 @@ class SaliencyMethod:
     @property
     def points_per_example(self) -> int:
         """Model evaluations per example and map: what sizes a chunk."""
-        return {"ig": self.n_steps, "smoothgrad": self.samples}.get(self.kind, 1)
+        return SALIENCY_METHODS[self.kind].points(self)
 
     def attributions(self, model: nn.Module, x: Tensor, target: Tensor, *, create_graph: bool = False,
                      chunk_size: int | None = None) -> Tensor:
-        """(B, C, H, W) attributions of the ``target`` logits for x (B, C, H, W)."""
-        if self.kind == "ig":
-            baseline = None if self.baseline == 0.0 else torch.full_like(x, self.baseline)
-            return integrated_gradients(model, x, target, baseline, n_steps=self.n_steps,
-                                        create_graph=create_graph, chunk_size=chunk_size)
-        if self.kind == "smoothgrad":
-            return smoothgrad(model, x, target, samples=self.samples, sigma=self.sigma, seed=self.seed,
-                              create_graph=create_graph, chunk_size=chunk_size)
-        if self.kind == "input_x_gradient":
-            return input_x_gradient(model, x, target, create_graph=create_graph)
-        return simple_gradient(model, x, target, create_graph=create_graph)
+        """(B, C, H, W) attributions of the ``target`` logits for x (B, C, H, W), by the registered
+        method ``kind`` (:data:`SALIENCY_METHODS`)."""
+        return SALIENCY_METHODS[self.kind].attributions(self, model, x, target, create_graph, chunk_size)
 
     def map(self, model: nn.Module, x: Tensor, target: Tensor, *, create_graph: bool = False,
             chunk_size: int | None = None) -> Tensor:
         """(B, H, W) :func:`saliency_map` of :meth:`attributions`."""
         return saliency_map(self.attributions(model, x, target, create_graph=create_graph, chunk_size=chunk_size))
+
+
+Attributions = Callable[[SaliencyMethod, nn.Module, Tensor, Tensor, bool, "int | None"], Tensor]
+
+
+@dataclass(frozen=True)
+class SaliencyKind:
+    """One registered attribution method a saliency map can come from.
+
+    name: the ``saliency_type`` value. attributions: ``(method, model, x, target, create_graph,
+    chunk_size) -> (B, C, H, W)``, reading its settings from the :class:`SaliencyMethod`.
+    points: model evaluations per example and map (what sizes a chunk). summary: one line.
+    """
+
+    name: str
+    attributions: Attributions
+    points: Callable[[SaliencyMethod], int] = lambda method: 1
+    summary: str = ""
+
+
+#: ``saliency_type`` → method, in the order listings show them; :func:`register_saliency` adds one.
+SALIENCY_METHODS: dict[str, SaliencyKind] = {}
+
+
+def register_saliency(kind: SaliencyKind) -> SaliencyKind:
+    """Add a saliency method (a name already taken is an error)."""
+    if kind.name in SALIENCY_METHODS:
+        raise ValueError(f"saliency method {kind.name!r} is already registered")
+    SALIENCY_METHODS[kind.name] = kind
+    return kind
+
+
+def _ig(m: SaliencyMethod, model: nn.Module, x: Tensor, target: Tensor, create_graph: bool,
+        chunk_size: int | None) -> Tensor:
+    baseline = None if m.baseline == 0.0 else torch.full_like(x, m.baseline)
+    return integrated_gradients(model, x, target, baseline, n_steps=m.n_steps, create_graph=create_graph,
+                                chunk_size=chunk_size)
+
+
+register_saliency(SaliencyKind("ig", _ig, lambda m: m.n_steps,
+                               "Integrated Gradients from a constant baseline (the paper's: zero), n_steps points"))
+register_saliency(SaliencyKind(
+    "simple_gradient", lambda m, model, x, t, cg, ch: simple_gradient(model, x, t, create_graph=cg),
+    summary="the gradient of the target logit (spec §4.3)"))
+register_saliency(SaliencyKind(
+    "input_x_gradient", lambda m, model, x, t, cg, ch: input_x_gradient(model, x, t, create_graph=cg),
+    summary="input times gradient (Shrikumar et al. 2016)"))
+register_saliency(SaliencyKind(
+    "smoothgrad", lambda m, model, x, t, cg, ch: smoothgrad(model, x, t, samples=m.samples, sigma=m.sigma, seed=m.seed,
+                                                            create_graph=cg, chunk_size=ch),
+    lambda m: m.samples, "SmoothGrad (Smilkov et al. 2017), seeded noise"))
+
+#: ``saliency_type`` values, in the config and the attacks (the registry's names when this was imported).
+SALIENCY_KINDS = tuple(SALIENCY_METHODS)
