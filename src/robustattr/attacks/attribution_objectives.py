@@ -139,3 +139,19 @@ def criterion(measure: str, s0: Tensor, s: Tensor, *, k_top: int, center0: Tenso
     if measure == "intersection":
         return top_k_intersection(s0, s, k_top)
     return -(center0 - truncated_center(s)).pow(2).sum(1).sqrt()
+
+
+#: Rows per forward pass of :func:`logits_in_blocks`.
+LOGIT_BLOCK = 8
+
+
+def logits_in_blocks(net: nn.Module, x: Tensor) -> Tensor:
+    """(B, K) logits of x (B, C, H, W), ``LOGIT_BLOCK`` rows per forward pass, zero rows padding the
+    last block: BLAS kernels round differently for different row counts (one row takes another
+    path altogether), so a fixed block keeps each example's logits, and its direction's sign,
+    independent of the batch it sits in."""
+    pad = (-x.shape[0]) % LOGIT_BLOCK
+    if pad:
+        x = torch.cat([x, x.new_zeros(pad, *x.shape[1:])])
+    out = torch.cat([net(x[lo : lo + LOGIT_BLOCK]) for lo in range(0, x.shape[0], LOGIT_BLOCK)])
+    return out[: out.shape[0] - pad]

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from robustattr.attacks.attribution_objectives import (
-    criterion, random_sign, saliency, surrogate_model,
+    criterion, logits_in_blocks, random_sign, saliency, surrogate_model,
 )
 from robustattr.attacks.members import STATE_ITEMS, Member, StateInputs
 from robustattr.attacks.threat_model import Generators, check_bounds, check_epsilon, feasible_box, random_start
@@ -105,7 +105,7 @@ class WalkSaliency:
             s2 = saliency(surrogate, xc, y[sl], self.kind, steps, create_graph=True)
             d = member.objective(s2, rows)
             if member.logits_term is not None:  # e.g. holding the logits (targeted_shift)
-                d = d + member.logits_term(surrogate(xc), rows)
+                d = d + member.logits_term(logits_in_blocks(surrogate, xc), rows)
             sign = torch.autograd.grad(d.sum(), xc)[0].sign()
             if member.flat is None:
                 flat = torch.zeros(s2.shape[0], dtype=torch.bool, device=s2.device)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from robustattr.attacks.attribution_objectives import logits_in_blocks
 from robustattr.attacks.members import Member, State, StateInputs, register_member, register_state
 
 __all__ = ["TARGETED_SHIFT", "shifted_target", "GAMMA"]
@@ -32,7 +33,8 @@ def shifted_target(s0: Tensor) -> Tensor:
 
 def _clean_logits(inputs: StateInputs) -> Tensor:
     with torch.no_grad():
-        return inputs.saliency.surrogate_of(inputs.model)(inputs.x).detach()
+        # In fixed blocks, as the walk computes them at the iterates: independent of the batch.
+        return logits_in_blocks(inputs.saliency.surrogate_of(inputs.model), inputs.x).detach()
 
 
 register_state("shifted_target", lambda inp: shifted_target(inp.s0))
