@@ -114,7 +114,11 @@ def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(ru
         assert {k: result[k] for k in settings} == json.loads(json.dumps(settings))
         assert result["checkpoint_step"] is not None and result["checkpoint_sha256"]
     members = strong["members"]
-    assert members[0] == "topK" and len(members) == 6 and strong["strong_random_starts"] == 2
+    assert members[0] == "topK" and len(members) == 10 and strong["strong_random_starts"] == 2
+    assert [m for m in members if "cosine" in m or "target" in m or "lens" in m] == [
+        "topK_lens", "ig_cosine_1", "ig_cosine_2", "targeted_shift"]
+    assert strong["attribution_attack_budget"] == "standard" and "neighbourhood_kendall" in strong
+    assert "lens_kendall" not in strong and "lens_kendall" in faithful  # the faithful file is unchanged
     breakdown = strong["member_breakdown"]
     for metric in ("intersection", "spearman", "kendall"):
         counts = sum(breakdown[m]["worst_case_count"][metric] for m in [*members, "none"])
@@ -128,6 +132,54 @@ def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(ru
         for metric in ("intersection", "spearman", "kendall"):
             assert float(row[metric]) <= float(by_index[row["index"]][metric])
             assert float(row[metric]) == min(float(row[f"{m}.{metric}"]) for m in members)
+
+
+def test_strong_file_reports_both_label_conventions_and_convergence(run_dir, capsys):
+    sets = ["num_eval_examples=5", "attribution_attack_method=strong", "attribution_attack_budget=fast",
+            *TINY_ATTACK, "attribution_attack_steps=4"]
+    code, strong, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(*sets))
+    assert code == 0
+    assert strong["strong_steps"] == 2 and strong["strong_random_starts"] == 1  # fast: steps x0.5, 1 start
+    rows = [r for r in _rows(run_dir / "eval_attribution_strong_examples.csv") if r["correct"] == "1"]
+    # A row without a label-keeping iterate: the paper scores it 1, ART/SSR drop it (hand computation
+    # on the CSV, with one row marked as such to exercise both).
+    rows[0]["label_kept"] = "0"
+    kept = [r for r in rows if r["label_kept"] == "1"]
+    by_hand = {"num_no_label_keeping": len(rows) - len(kept),
+               "top_k_intersection_dropped": sum(float(r["intersection"]) for r in kept) / len(kept),
+               "kendall_dropped": sum(float(r["kendall"]) for r in kept) / len(kept)}
+    from robustattr.evaluation.attribution_robustness import _summary
+
+    parsed = [{k: (int(v) if k in ("correct", "label_kept", "found", "flat_rule_steps", "index", "label") else
+                   v if k.startswith("worst_") else float(v)) for k, v in r.items()} for r in rows]
+    summary = _summary(parsed)
+    assert summary["num_no_label_keeping"] == 1
+    for key in ("top_k_intersection_dropped", "kendall_dropped"):
+        assert summary[key] == pytest.approx(by_hand[key], abs=1e-12)
+    assert summary["kendall"] == pytest.approx(sum(float(r["kendall"]) for r in rows) / len(rows), abs=1e-12)
+    # The file itself: every image kept its label here, so both conventions agree.
+    assert strong["num_no_label_keeping"] == 0 and strong["kendall_dropped"] == pytest.approx(strong["kendall"])
+    conv = strong["convergence"]
+    assert conv["steps"]["at"] == [1, 2] and conv["walks"]["members"] == strong["members"]
+    for axis in ("steps", "walks"):
+        for key in ("top_k_intersection", "kendall", "spearman"):
+            curve = conv[axis][key]
+            assert all(b <= a + 1e-12 for a, b in zip(curve, curve[1:])), (axis, key, curve)
+            assert curve[-1] == pytest.approx(strong[key])
+    assert isinstance(conv["still_falling"], bool)
+
+
+def test_old_strong_results_are_stale_and_a_bad_budget_is_refused(run_dir, capsys):
+    from robustattr.config import load_run_or_config
+
+    strong = attribution_robustness.result_settings(load_run_or_config(str(run_dir), ["attribution_attack_method=strong"]))
+    assert strong["attribution_attack_budget"] == "standard" and "ig_cosine_1" in strong["members"]
+    old = {k: v for k, v in strong.items() if k not in ("attribution_attack_budget", "strong_steps")}
+    assert old != strong  # a file written before the budget keys differs: the pipelines redo it
+    faithful = attribution_robustness.result_settings(load_run_or_config(str(run_dir), []))
+    assert "attribution_attack_budget" not in faithful and "members" not in faithful
+    code, _, err = _cli(capsys, "eval", "attribution", run_dir, *_sets("attribution_attack_budget=huge"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "attribution_attack_budget" in err
 
 
 def test_eval_attribution_resumes_after_interruption(run_dir, capsys, monkeypatch):

@@ -50,3 +50,22 @@ def test_json_is_atomic_and_nan_becomes_null(tmp_path):
     write_json_atomic(tmp_path / "r.json", {"kendall": math.nan, "box": (1, 2)})
     assert json.loads((tmp_path / "r.json").read_text()) == {"kendall": None, "box": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_strong_rows_keep_the_label_flag_as_an_integer_and_old_results_stay_readable(tmp_path):
+    from robustattr.evaluation.results import ATTRIBUTION_RESULT, EXAMPLE_FIELDS, read_result
+
+    fields = EXAMPLE_FIELDS + ("neighbourhood_kendall", "label_kept", "worst_kendall_member", "at_step_1.kendall")
+    log = ExampleLog(tmp_path / "s.csv", SETTINGS, fields)
+    log.open()
+    log.append([(0, 7, True, 0.5, 0.4, 0.3, True, 0, 0.2, False, "topK", 0.35)])
+    row = ExampleLog(tmp_path / "s.csv", SETTINGS, fields).open()[0]
+    assert row["label_kept"] == 0 and row["worst_kendall_member"] == "topK" and row["at_step_1.kendall"] == 0.35
+    # A strong result written before issue 22 (lens_kendall, no label-keeping keys) is still read.
+    old = {"top_k_intersection": 0.5, "kendall": 0.3, "lens_kendall": 0.4, "num_examples": 2,
+           "attribution_attack_method": "strong", "dataset": "mnist"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert read_result(tmp_path / "old.json", ATTRIBUTION_RESULT)["lens_kendall"] == 0.4
+    new = {**old, "num_no_label_keeping": 1, "top_k_intersection_dropped": 0.4, "kendall_dropped": 0.2}
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    assert read_result(tmp_path / "new.json", ATTRIBUTION_RESULT)["kendall_dropped"] == 0.2

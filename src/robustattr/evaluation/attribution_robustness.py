@@ -4,7 +4,10 @@ Writes ``RUN_DIR/eval_attribution_examples.csv`` batch by batch (resumable, see
 ``evaluation.results``) and then ``RUN_DIR/eval_attribution.json``. With
 ``attribution_attack_method: "strong"`` (``attacks.strong_attribution``: each metric's worst case
 over a portfolio of attacks) the files are ``eval_attribution_strong.json`` and
-``eval_attribution_strong_examples.csv``, so one run directory holds both evaluations. Every
+``eval_attribution_strong_examples.csv``, so one run directory holds both evaluations; the strong
+files also carry the label-keeping flag with both scoring conventions, the running worst case
+against the budget (``convergence``, ``evaluation.convergence``) and, renamed so the name says it
+is ours, ``neighbourhood_kendall`` where the faithful files keep ``lens_kendall``. Every
 example's result depends only on its image and the settings (random draws come from generators
 seeded by ``random_seed`` and the example's index), so batch sizes and interruptions change nothing.
 
@@ -30,10 +33,11 @@ from robustattr.attacks.members.target import target_map_from_box
 from robustattr.attacks.settings import STRONG, AttackSettings
 from robustattr.attacks.strong_attribution import METRICS, portfolio
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
-from robustattr.metrics import cosine_similarity, lens_kendall_tau, lens_top_k_intersection
+from robustattr.metrics import cosine_similarity, lens_top_k_intersection, neighbourhood_kendall_tau
 from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
 )
+from robustattr.evaluation.convergence import convergence, step_columns, step_grid
 from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json_atomic
 from robustattr.run_lock import locks_model_dir
 
@@ -107,29 +111,37 @@ def _settings_beyond_the_paper(cfg: Any) -> dict[str, Any]:
 
 
 def strong_direction_steps(cfg: Any) -> int:
-    """IG points of the strong evaluation's non-faithful directions: the key, else num_IG_steps // 4."""
-    return cfg.strong_direction_ig_steps or max(1, cfg.num_IG_steps // 4)
+    """IG points of the strong evaluation's directions: the key, else num_IG_steps (all of them)."""
+    return cfg.strong_direction_ig_steps or cfg.num_IG_steps
 
 
 def _strong_settings(attack: AttackSettings) -> dict[str, Any]:
+    # The budget level and the member list: a strong result written before them lacks these keys,
+    # so its settings differ and it is redone (the pipelines compare result_settings).
     return {
-        "strong_random_starts": attack.random_starts,
+        "attribution_attack_budget": attack.budget,
+        "strong_random_starts": attack.starts,
+        "strong_steps": attack.strong_steps,
         "strong_direction_ig_steps": attack.direction_points,
-        "members": [m.name for m in portfolio(attack.random_starts, attack.direction_points)],
+        "members": [m.name for m in portfolio(attack.starts, attack.direction_points)],
     }
 
 
 #: Later work's similarities of the clean and the reported perturbed map (:func:`map_similarities`).
 SIMILARITY_FIELDS = ("cosine", "lens_intersection", "lens_kendall")
+#: The same in the strong files: the neighbourhood Kendall τ is our own construction, not a LENS metric.
+STRONG_SIMILARITY_FIELDS = ("cosine", "lens_intersection", "neighbourhood_kendall")
 
 
 def _example_fields(settings: dict[str, Any]) -> tuple[str, ...]:
     """The CSV columns: EXAMPLE_FIELDS, the map similarities, and for the strong evaluation the
-    member breakdown."""
+    label-keeping flag, the member breakdown and the running worst case at the step grid."""
     if "members" not in settings:
         return EXAMPLE_FIELDS + SIMILARITY_FIELDS
-    return (EXAMPLE_FIELDS + SIMILARITY_FIELDS + tuple(f"worst_{m}_member" for m in METRICS)
-            + tuple(f"{name}.{m}" for name in settings["members"] for m in METRICS))
+    return (EXAMPLE_FIELDS + STRONG_SIMILARITY_FIELDS + ("label_kept",)
+            + tuple(f"worst_{m}_member" for m in METRICS)
+            + tuple(f"{name}.{m}" for name in settings["members"] for m in METRICS)
+            + step_columns(settings["strong_steps"], METRICS))
 
 
 @locks_model_dir("eval attribution")
@@ -196,12 +208,15 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
     names = ("",) + r.members  # worst_member −1 (nothing went below 1) reads as ""
     worst = [[names[i + 1] for i in r.worst_member[m].cpu().tolist()] for m in METRICS]
     per_member = [r.member_values[m][j].cpu().tolist() for j in range(len(r.members)) for m in METRICS]
-    return list(zip(*columns, *worst, *per_member))
+    # The running worst case after t steps (row t − 1 of the history) at the step grid.
+    at_steps = [r.history[m][t - 1].cpu().tolist() for t in step_grid(r.history["kendall"].shape[0]) for m in METRICS]
+    return list(zip(*columns, r.label_kept.cpu().tolist(), *worst, *per_member, *at_steps))
 
 
 def map_similarities(s0: torch.Tensor, s_adv: torch.Tensor, attacked: torch.Tensor, k: int,
                      window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(B,) cosine similarity, LENS top-k intersection and LENS Kendall τ of the clean maps ``s0`` and
+    """(B,) cosine similarity, LENS top-k intersection and our neighbourhood Kendall τ (the faithful
+    files' ``lens_kendall``, the strong files' ``neighbourhood_kendall``) of the clean maps ``s0`` and
     the reported perturbed maps ``s_adv`` (B, H, W); NaN where not ``attacked``.
 
     Later work's metrics (``robustattr.metrics``), taken at the iterate the attack reports (for the
@@ -209,7 +224,7 @@ def map_similarities(s0: torch.Tensor, s_adv: torch.Tensor, attacked: torch.Tens
     """
     nan = torch.full_like(s0[:, 0, 0], float("nan"))
     values = (cosine_similarity(s0, s_adv), lens_top_k_intersection(s0, s_adv, k, window).to(s0.dtype),
-              lens_kendall_tau(s0, s_adv, window))
+              neighbourhood_kendall_tau(s0, s_adv, window))
     return tuple(torch.where(attacked, v, nan) for v in values)
 
 
@@ -219,6 +234,7 @@ def _write_result(log: ExampleLog, n: int, settings: dict[str, Any], path: Path)
     result = {**_summary(rows), **settings}
     if "members" in settings:
         result["member_breakdown"] = _member_breakdown(rows, settings["members"])
+        result["convergence"] = convergence(rows, settings["members"], settings["strong_steps"], METRICS)
     write_json_atomic(path, result)
     return result
 
@@ -229,13 +245,14 @@ def _mean(rows: list[dict], key: str) -> float:
 
 def _summary(rows: list[dict]) -> dict[str, Any]:
     attacked = [r for r in rows if r["correct"]]
-    return {
+    ours = "neighbourhood_kendall" if rows and "neighbourhood_kendall" in rows[0] else "lens_kendall"
+    out = {
         "top_k_intersection": _mean(attacked, "intersection"),
         "kendall": _mean(attacked, "kendall"),
         "spearman": _mean(attacked, "spearman"),
         "cosine": _mean(attacked, "cosine"),
         "lens_top_k_intersection": _mean(attacked, "lens_intersection"),
-        "lens_kendall": _mean(attacked, "lens_kendall"),
+        ours: _mean(attacked, ours),
         "num_examples": len(rows),
         "num_attacked": len(attacked),
         # Attacked examples left at (1, 1, 1): no label-keeping iterate lowered the criterion.
@@ -244,6 +261,14 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
         "num_flat_rule": sum(1 for r in attacked if r["flat_rule_steps"] > 0),
         "accuracy": len(attacked) / len(rows) if rows else float("nan"),
     }
+    if rows and "label_kept" in rows[0]:
+        # Two conventions for an image no member found a label-keeping iterate for: scored (1, 1, 1)
+        # as the paper does (the means above), or dropped from the means as ART/SSR do.
+        kept = [r for r in attacked if r["label_kept"]]
+        out.update(num_no_label_keeping=len(attacked) - len(kept),
+                   top_k_intersection_dropped=_mean(kept, "intersection"), kendall_dropped=_mean(kept, "kendall"),
+                   spearman_dropped=_mean(kept, "spearman"))
+    return out
 
 
 def _member_breakdown(rows: list[dict], members: list[str]) -> dict[str, Any]:

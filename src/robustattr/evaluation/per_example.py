@@ -40,7 +40,8 @@ class AttributionRobustness:
     attacked: (N,) bool, correctly classified (only those are attacked; the others hold NaN).
     found: (N,) bool, the attack lowered some metric below 1.
     intersection, spearman, kendall: (N,) the paper's metrics (strong: each metric's own minimum).
-    cosine, lens_intersection, lens_kendall: (N,) later work's, at the reported iterate.
+    cosine, lens_intersection, lens_kendall: (N,) later work's, at the reported iterate
+        (``lens_kendall`` is our own neighbourhood Kendall τ, also :attr:`neighbourhood_kendall`).
     x_adv: (N, C, H, W) the reported perturbed images; saliency, saliency_adv: (N, H, W) their maps.
     """
 
@@ -55,6 +56,12 @@ class AttributionRobustness:
     x_adv: Tensor
     saliency: Tensor
     saliency_adv: Tensor
+
+    @property
+    def neighbourhood_kendall(self) -> Tensor:
+        """(N,) our neighbourhood Kendall τ (``metrics.neighbourhood_kendall_tau``): ``lens_kendall``'s
+        values under the name the strong result files use."""
+        return self.lens_kendall
 
     def summary(self) -> dict[str, Any]:
         """Means over the attacked examples (the result files' keys), their count and the accuracy."""

@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 EXAMPLE_FIELDS = ("index", "label", "correct", "intersection", "spearman", "kendall", "found", "flat_rule_steps")
 # Columns read back as integers, and as text (the strong evaluation's member names); the rest are floats.
-_INT_FIELDS = frozenset({"index", "label", "correct", "found", "flat_rule_steps"})
-_BOOL_FIELDS = frozenset({"correct", "found"})
+_INT_FIELDS = frozenset({"index", "label", "correct", "found", "flat_rule_steps", "label_kept"})
+_BOOL_FIELDS = frozenset({"correct", "found", "label_kept"})
 
 
 def _is_text(name: str) -> bool:
@@ -53,7 +53,9 @@ PGD_RESULT = record(
 #: ``eval_attribution.json`` (and the files of the same layout) as its readers use it.
 ATTRIBUTION_RESULT = record(
     {"top_k_intersection": _FRACTION, "kendall": _FRACTION, "num_examples": at_least_int(0)},
-    optional={**_COMMON, "spearman": _FRACTION, "num_attacked": _COUNT, "num_not_found": _COUNT},
+    optional={**_COMMON, "spearman": _FRACTION, "num_attacked": _COUNT, "num_not_found": _COUNT,
+              "num_no_label_keeping": _COUNT, "top_k_intersection_dropped": _FRACTION,
+              "kendall_dropped": _FRACTION},
 )
 
 
