@@ -134,3 +134,34 @@ def test_budgets_name_the_short_budget_optimisation(evaluated_run, tmp_path, cap
     assert "Adam learning rate 0.001 from step 0, 0.0001 from step 3000 (paper 0.0001 throughout)" in text
     assert "training PGD radius ramped up over the first 1000 steps (paper: constant)" in text
     assert "fine-tuned" not in _report(capsys, str(evaluated_run))
+
+
+def test_strong_row_shows_both_label_conventions_and_the_convergence_flag(evaluated_run, tmp_path, capsys):
+    strong = json.loads((evaluated_run / "eval_attribution_strong.json").read_text())
+    text = _report(capsys, str(evaluated_run))
+    row = next(line for line in text.splitlines() if line.startswith("| mnist | NATURAL | strong"))
+    cells = [c.strip() for c in row.split("|")]
+    header = [c.strip() for c in text.splitlines()[0].split("|")]
+    assert cells[header.index("IN dropped")] == f"{100 * strong['top_k_intersection_dropped']:.2f}%"
+    assert cells[header.index("CO dropped")] == f"{strong['kendall_dropped']:.4f}"
+    assert cells[header.index("no label kept")] == f"{strong['num_no_label_keeping']}/{strong['num_attacked']}"
+    faithful = next(line for line in text.splitlines() if line.startswith("| mnist | NATURAL | faithful"))
+    assert [c.strip() for c in faithful.split("|")][header.index("no label kept")] == "—"
+    # A run whose last doubling still lowered the mean CO by more than 0.01 is flagged; one that did not is not.
+    run = Path(shutil.copytree(evaluated_run, tmp_path / "run"))
+    for falling in (True, False):
+        doctored = {**strong, "convergence": {**strong["convergence"], "still_falling": falling}}
+        (run / "eval_attribution_strong.json").write_text(json.dumps(doctored))
+        text = _report(capsys, str(run))
+        assert ("| strong (still falling) |" in text) is falling and ("still falling:" in text) is falling
+
+
+def test_convergence_plot_is_drawn_from_the_result_and_an_old_result_is_refused(evaluated_run, tmp_path):
+    from robustattr.errors import UserInputError
+    from robustattr.reports.figures import draw_convergence
+
+    strong = json.loads((evaluated_run / "eval_attribution_strong.json").read_text())
+    out = draw_convergence(strong, tmp_path / "conv.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(UserInputError, match="no convergence"):
+        draw_convergence({k: v for k, v in strong.items() if k != "convergence"}, tmp_path / "old.png")

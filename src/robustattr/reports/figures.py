@@ -15,7 +15,7 @@ from robustattr.files import atomic_file
 from robustattr.errors import UserInputError
 from robustattr.run_files import read_metrics
 
-__all__ = ["Panel", "draw_attack_panels", "draw_training_curves"]
+__all__ = ["Panel", "draw_attack_panels", "draw_training_curves", "draw_convergence"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,32 @@ def draw_training_curves(run_dirs: list[str | Path], out: str | Path) -> Path:
         ax.set_ylabel(ylabel)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def draw_convergence(result: dict, out: str | Path) -> Path:
+    """The strong evaluation's running worst case (mean IN and CO) against steps and against walks
+    (members × restarts), from the ``convergence`` object of an ``eval_attribution_strong.json``
+    (``evaluation.convergence``). Raises UserInputError for a result without one (an older file)."""
+    conv = result.get("convergence") if isinstance(result, dict) else None
+    if not isinstance(conv, dict):
+        raise UserInputError("this result has no convergence object; run `eval attribution` with "
+                             "attribution_attack_method=strong again to get one")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, axis, xlabel in ((axes[0], "steps", "steps"), (axes[1], "walks", "walks (members x restarts)")):
+        curves = conv.get(axis, {})
+        for key, label in (("top_k_intersection", "IN"), ("kendall", "CO (Kendall)")):
+            ax.plot(curves.get("at", []), curves.get(key, []), marker="o", label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("mean running worst case")
+        if axis == "steps":
+            ax.set_xscale("log", base=2)
+        ax.legend(fontsize=7)
+    fig.suptitle("strong evaluation: convergence" + (" (still falling)" if conv.get("still_falling") else ""))
     fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)

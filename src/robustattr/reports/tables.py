@@ -47,6 +47,13 @@ class RunRow:
     evaluation: str = "faithful"  # which attribution evaluation IN/CO come from: faithful | strong
     num_attacked: int | None = None
     num_unmoved: int | None = None  # attacked images no attack moved below (1, 1, 1)
+    # The strong evaluation's second convention: images without a label-keeping iterate dropped
+    # from the means (ART/SSR) rather than scored 1 (the paper's, IN/CO above); their count.
+    top_k_intersection_dropped: float | None = None
+    kendall_dropped: float | None = None
+    num_no_label_keeping: int | None = None
+    # The strong evaluation's last doubling of steps or walks still lowered mean IN or CO by > 0.01.
+    still_falling: bool | None = None
 
 
 def _read_result(path: Path, shape: Shape) -> dict[str, Any] | None:
@@ -130,8 +137,19 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
                 evaluation=evaluation,
                 num_attacked=result.get("num_attacked"),
                 num_unmoved=result.get("num_not_found"),
+                top_k_intersection_dropped=result.get("top_k_intersection_dropped"),
+                kendall_dropped=result.get("kendall_dropped"),
+                num_no_label_keeping=result.get("num_no_label_keeping"),
+                still_falling=_still_falling(result),
             ))
     return rows
+
+
+def _still_falling(result: dict[str, Any]) -> bool | None:
+    """The ``convergence`` object's flag (None: an older file, or a faithful one, has none)."""
+    conv = result.get("convergence")
+    flag = conv.get("still_falling") if isinstance(conv, dict) else None
+    return flag if isinstance(flag, bool) else None
 
 
 def _optimisation_departures(config: dict[str, Any], paper_cfg: dict[str, Any]) -> list[str]:
@@ -179,6 +197,10 @@ def _unmoved(r: RunRow) -> str:
     return "—" if r.num_unmoved is None or r.num_attacked is None else f"{r.num_unmoved}/{r.num_attacked}"
 
 
+def _no_label(r: RunRow) -> str:
+    return "—" if r.num_no_label_keeping is None or r.num_attacked is None else f"{r.num_no_label_keeping}/{r.num_attacked}"
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.2f}%"
 
@@ -197,27 +219,40 @@ def format_rows(rows: list[RunRow], fmt: str = "md") -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["run", "dataset", "method", "evaluation", "NA", "AA", "IN", "CO", "attacked",
-                         "unmoved", "paper_NA", "paper_AA", "paper_IN", "paper_CO", "reduced"])
+                         "unmoved", "paper_NA", "paper_AA", "paper_IN", "paper_CO", "reduced",
+                         "IN_dropped", "CO_dropped", "no_label_keeping", "still_falling"])
         for r in rows:
             p = r.paper or {}
             writer.writerow([r.run, r.dataset, r.method, r.evaluation, r.natural_accuracy, r.adversarial_accuracy,
                              r.top_k_intersection, r.kendall, r.num_attacked, r.num_unmoved, p.get("NA"),
-                             p.get("AA"), p.get("IN"), p.get("CO"), "; ".join(r.reduced)])
+                             p.get("AA"), p.get("IN"), p.get("CO"), "; ".join(r.reduced),
+                             r.top_k_intersection_dropped, r.kendall_dropped, r.num_no_label_keeping,
+                             r.still_falling])
         return out.getvalue()
     lines = [
-        "| dataset | method | IN/CO attack | NA | AA | IN | CO | unmoved | paper NA | paper AA | paper IN | paper CO | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | method | IN/CO attack | NA | AA | IN | CO | unmoved | IN dropped | CO dropped | no label kept "
+        "| paper NA | paper AA | paper IN | paper CO | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         p = r.paper or {}
         lines.append(
-            f"| {r.dataset} | {r.method} | {r.evaluation} | {_pct(r.natural_accuracy)} | {_pct(r.adversarial_accuracy)} | "
-            f"{_pct(r.top_k_intersection)} | {_tau(r.kendall)} | {_unmoved(r)} | {_pct(p.get('NA'))} | "
+            f"| {r.dataset} | {r.method} | {r.evaluation}{' (still falling)' if r.still_falling else ''} | "
+            f"{_pct(r.natural_accuracy)} | {_pct(r.adversarial_accuracy)} | "
+            f"{_pct(r.top_k_intersection)} | {_tau(r.kendall)} | {_unmoved(r)} | {_pct(r.top_k_intersection_dropped)} | "
+            f"{_tau(r.kendall_dropped)} | {_no_label(r)} | {_pct(p.get('NA'))} | "
             f"{_pct(p.get('AA'))} | {_pct(p.get('IN'))} | {_tau(p.get('CO'))} | `{r.run}` |"
         )
     lines.append("")
     lines.append("unmoved: attacked images the attack left at IN = CO = 1 (no label-keeping iterate lowered "
-                 "its criterion); strong: each metric's worst case over a portfolio of attacks.")
+                 "its criterion); strong: each metric's worst case over a portfolio of attacks. IN/CO score "
+                 "an image with no label-keeping iterate as 1 (the paper's convention); IN/CO dropped leave "
+                 "such images out (ART/SSR's), no label kept counts them (strong evaluation only).")
+    if any(r.still_falling for r in rows):
+        lines.append("")
+        lines.append("still falling: the last doubling of the strong evaluation's steps or walks lowered the "
+                     "mean IN or CO by more than 0.01; a larger attribution_attack_budget would likely lower it "
+                     "further (see the result file's convergence).")
     lines.append("")
     lines.append("Budgets (paper values in parentheses):")
     for r in rows:
