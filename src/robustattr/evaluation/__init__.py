@@ -1,4 +1,5 @@
-"""Evaluation drivers: NA/AA (``evaluate_pgd``) and IN/CO (``evaluate_attribution``) of a trained run;
+"""Evaluation drivers: NA/AA (``evaluate_pgd``), IN/CO (``evaluate_attribution``) and the certified
+top-k (``evaluate_certificate``) of a trained run;
 ``attribution_robustness_of`` evaluates any model on tensors or a DataLoader, per example.
 
 Drivers own the loops over the test set, the result files in the run directory and the progress
@@ -13,6 +14,7 @@ from robustattr.evaluation.attribution_robustness import (
     STRONG_RESULT_FILE,
     evaluate_attribution,
 )
+from robustattr.evaluation.certify import CERTIFY_EXAMPLES_FILE, CERTIFY_RESULT_FILE, evaluate_certificate
 from robustattr.evaluation.per_example import AttributionRobustness, attribution_robustness_of
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "AttributionRobustness",
     "evaluate_pgd",
     "evaluate_attribution",
+    "evaluate_certificate",
+    "CERTIFY_RESULT_FILE",
+    "CERTIFY_EXAMPLES_FILE",
     "PGD_RESULT_FILE",
     "ATTRIBUTION_RESULT_FILE",
     "ATTRIBUTION_EXAMPLES_FILE",

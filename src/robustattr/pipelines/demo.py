@@ -39,6 +39,9 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "init_from": "natural",
         "max_num_training_steps": 400,
         "learning_rate": 1e-3,
+        # The last 100 steps at 1e-4 (tuned on the validation split, docs/demo.md): NA cost 2.0
+        # points there instead of 4.8 at a constant 1e-3, AA 21 % instead of 26 %.
+        "learning_rate_schedule": [[0, 1e-3], [300, 1e-4]],
         "m": 5,
         "approx_factor": 5,
         "num_steps": 5,
