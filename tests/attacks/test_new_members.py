@@ -166,3 +166,10 @@ def test_budget_levels_are_ordered_and_a_bad_one_is_refused():
     with pytest.raises(UserInputError, match="attribution_attack_budget='huge'.*fast, standard, thorough"):
         AttackSettings(budget="huge", **SETTINGS)
     assert AttackSettings(budget="fast", **dict(SETTINGS, steps=1)).strong_steps == 1
+
+
+def test_zero_steps_give_an_empty_history_and_clean_metrics():
+    model, x, y = _model_and_batch(2)
+    r = strong_attribution_attack(model, x, y, seed=0, **dict(SETTINGS, steps=0))
+    assert r.history["kendall"].shape == (0, 2) and not r.label_kept.any()
+    assert (r.kendall[r.attacked] == 1).all()

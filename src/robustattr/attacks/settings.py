@@ -134,7 +134,7 @@ class AttackSettings:
         """Iterations of every strong-portfolio walk: ``steps`` × the budget's factor (≥ 1 if steps > 0)."""
         if self.steps == 0:
             return 0
-        return max(1, round(self.steps * BUDGETS[self.budget].steps_factor))
+        return max(1, int(self.steps * BUDGETS[self.budget].steps_factor))  # rounded down
 
     @classmethod
     def of(cls, settings: AttackSettings | None = None, **overrides: Any) -> AttackSettings:

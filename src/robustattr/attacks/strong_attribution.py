@@ -176,7 +176,7 @@ def strong_attribution_attack(
             found[idx] = out["kendall"][idx] < 1
             kept[idx] = r.kept_any.view(M, n).any(0)
             for name in METRICS:  # (T, M·n) → (T, n): the worst over members after each step
-                history[name][:, idx] = r.history[name].view(-1, M, n).amin(1)
+                history[name][:, idx] = r.history[name].view(cfg.steps, M, n).amin(1)
     return StrongAttributionResult(
         members=tuple(m.name for m in members), **out, worst_member=worst_member, member_values=per_member,
         attacked=attacked, found=found, x_adv=x_adv, saliency=s0_all, saliency_adv=s_adv,
