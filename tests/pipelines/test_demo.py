@@ -10,10 +10,11 @@ import pytest
 from robustattr.pipelines.demo import DEMO_EVAL, DEMO_SETTINGS, run_demo
 
 TINY = {
-    "natural": {"max_num_training_steps": 40, "num_checkpoint_steps": 20},
-    "ig-norm": {"max_num_training_steps": 6, "num_checkpoint_steps": 3},
-    "evaluation": {"num_eval_examples": 300, "num_adversarial_examples": 40, "num_attribution_examples": 4,
-                   "num_steps": 5, "attribution_attack_steps": 3, "num_IG_steps": 4},
+    "natural": {"max_num_training_steps": 30, "num_checkpoint_steps": 15},
+    "ig-norm": {"max_num_training_steps": 4, "num_checkpoint_steps": 2,
+                "learning_rate_schedule": [[0, 1e-3], [2, 1e-4]]},
+    "evaluation": {"num_eval_examples": 200, "num_adversarial_examples": 20, "num_attribution_examples": 2,
+                   "num_steps": 3, "attribution_attack_steps": 2, "num_IG_steps": 2},
 }
 
 
@@ -26,7 +27,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path, mnist_root: Path
         for file in ("eval_pgd.json", "eval_attribution.json", "eval_attribution_strong.json"):
             assert (run / file).is_file(), f"{name}: {file}"
         pgd = json.loads((run / "eval_pgd.json").read_text())
-        assert pgd["num_examples"] == 300 and pgd["num_adversarial_examples"] == 40
+        assert pgd["num_examples"] == 200 and pgd["num_adversarial_examples"] == 20
         assert json.loads((run / "config.json").read_text())["max_num_training_steps"] == TINY[name]["max_num_training_steps"]
     assert (out / "demo-figure.png").stat().st_size > 0 and (out / "demo-report.md").read_text() == text
     assert "| mnist | NATURAL |" in text and "| mnist | IG-NORM |" in text and "Stages:" in text
@@ -38,9 +39,10 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path, mnist_root: Path
     assert stages.count("reused") == 2 + 3 * len(DEMO_SETTINGS), stages  # trainings and evaluations
 
     # A changed evaluation setting makes exactly the evaluations that depend on it stale.
-    changed = {**TINY, "evaluation": {**TINY["evaluation"], "attribution_attack_steps": 4}}
+    changed = {**TINY, "evaluation": {**TINY["evaluation"], "num_adversarial_examples": 30}}
     third = run_demo(out, data_root=str(mnist_root), budgets=changed).split("Stages: ")[1]
-    assert third.count("NA/AA natural: reused") == 1 and "IN/CO natural: evaluated" in third
+    assert "NA/AA natural: evaluated" in third and "NA/AA ig-norm: evaluated" in third
+    assert "IN/CO natural: reused" in third and "IN/CO strong ig-norm: reused" in third
 
 
 def test_demo_budgets_are_the_documented_ones() -> None:

@@ -24,7 +24,7 @@ KEYS = {"trades": {"beta", "trades_start_std"}, "igr": {"igr_base", "beta", "tra
         "lga": {"lga_variant", "lam_l2", "lam_cos", "lam_hessian"}, "ssr": {"ssr_alpha", "ssr_scale"},
         "art": {"gamma", "art_top_k", "art_steps", "art_step_size"}}
 # A CPU-sized step: the quick preset's settings on a batch of 20.
-SMALL = ["device=cpu", "training_batch_size=20", "num_output_steps=1", "num_checkpoint_steps=10", "keep_checkpoints=5"]
+SMALL = ["device=cpu", "training_batch_size=10", "num_steps=4", "num_output_steps=1", "num_checkpoint_steps=10", "keep_checkpoints=5"]
 
 
 @pytest.mark.parametrize("slug", SLUGS)
