@@ -256,6 +256,7 @@ def test_damaged_manifest_is_flagged(mnist_root, tmp_path, capsys, damage, needl
 
 @pytest.mark.parametrize("damage", [lambda m: [], lambda m: {k: v for k, v in m.items() if k != "files"}],
                          ids=["list", "no files"])
+@pytest.mark.slow
 def test_data_fetch_repairs_a_damaged_manifest(mnist_root, tmp_path, capsys, damage) -> None:
     root = _cache_copy(mnist_root, tmp_path)
     manifest = root / "mnist" / "manifest.json"

@@ -73,6 +73,7 @@ def test_invalid_json_and_duplicate_key(capsys: pytest.CaptureFixture[str], tmp_
     ([str(CONFIGS / "gtsrb" / "natural-quick.json"), "--set", "device=cpu"], 0, '"device": "cpu"'),
     ([str(CONFIGS / "gtsrb" / "natural.json"), "--set", "k_top=5000"], 2, "'k_top' = 5000"),
 ])
+@pytest.mark.slow
 def test_as_a_subprocess(args: list[str], code: int, needle: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "robustattr", "config", "check", *args],
                           capture_output=True, text=True, timeout=120, check=False)

@@ -123,6 +123,7 @@ def _train_config(mnist_root: Path, run_dir: Path, steps: int) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_two_ranks_train_like_one_process_and_resume_with_one(mnist_root: Path, tmp_path: Path) -> None:
     two = tmp_path / "two"
     config = tmp_path / "config.json"
@@ -183,6 +184,7 @@ ATTRIBUTION = {"num_attribution_examples": 9, "attribution_batch_size": 2, "attr
                "attribution_attack_method": "random"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["random", "strong"])
 def test_sharded_attribution_evaluation_writes_the_single_process_files(trained_run, tmp_path, capsys, method) -> None:
     one, two = _copies(trained_run, tmp_path)
@@ -199,6 +201,7 @@ def test_sharded_attribution_evaluation_writes_the_single_process_files(trained_
         assert [int(r["index"]) for r in csv.DictReader(fh)] == list(range(9))
 
 
+@pytest.mark.slow
 def test_sharded_pgd_evaluation_writes_the_single_process_file(trained_run, tmp_path, capsys) -> None:
     one, two = _copies(trained_run, tmp_path)
     settings = {"num_eval_examples": 21, "num_adversarial_examples": 13, "eval_batch_size": 4, "num_steps": 2,
@@ -240,6 +243,7 @@ def _worker_of_rank(launcher: int, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the worker through /proc")
 def test_a_killed_rank_fails_the_launch_and_leaves_no_complete_result(trained_run, tmp_path) -> None:
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
@@ -268,6 +272,7 @@ def test_a_killed_rank_fails_the_launch_and_leaves_no_complete_result(trained_ru
     assert [int(r["index"]) for r in rows] == list(range(len(rows)))
 
 
+@pytest.mark.slow
 def test_a_lock_refusal_stops_every_rank_with_the_same_one_line(mnist_root: Path, tmp_path: Path) -> None:
     """Rank 0 is refused the run directory's lock: every rank prints that one reason and nothing else of
     robustattr's (no "no checkpoint ... yet; starting from scratch" before it), and nothing is written."""

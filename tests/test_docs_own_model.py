@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import importlib.util
 import json
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "own_model.py"
 
 
+@pytest.mark.slow
 def test_worked_example_runs_at_a_tiny_budget(tmp_path, mnist_root):
     spec = importlib.util.spec_from_file_location("own_model_example", EXAMPLE)
     example = importlib.util.module_from_spec(spec)

@@ -57,6 +57,7 @@ def test_a_refused_write_names_the_file_and_keeps_the_old_one(tmp_path: Path) ->
     assert dest.read_text() == "old" and remove_stale_partials(tmp_path) == []  # temp file removed
 
 
+@pytest.mark.slow
 def test_an_append_the_system_refuses_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     code = ("import sys; from robustattr.training.run_dir import MetricsLog\n"

@@ -188,6 +188,7 @@ def test_lens_family_equals_a_naive_transcription_on_random_maps(window, compat)
         _check_family(ties_a, ties_b, k, window, 600, compat)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compat", [False, True])
 def test_lens_family_equals_a_naive_transcription_on_real_mnist_maps(mnist_root, compat):
     from robustattr import data

@@ -30,6 +30,7 @@ def _robustattr(*args: object) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(config_file, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     holder = _robustattr("train", config_file, "--set", f"model_dir={run}", "--set", "max_num_training_steps=100000")
@@ -53,6 +54,7 @@ def test_second_writer_is_refused_and_the_lock_dies_with_its_holder(config_file,
     assert cli.main(["eval", "pgd", str(run)]) == 0
 
 
+@pytest.mark.slow
 def test_concurrent_attribution_evaluations_write_each_example_once(natural_mnist_run, tmp_path) -> None:
     run = Path(shutil.copytree(natural_mnist_run, tmp_path / "run", copy_function=os.link))
     sets = ["--set", "num_attribution_examples=24", "--set", "attribution_batch_size=1", "--set",
@@ -67,6 +69,7 @@ def test_concurrent_attribution_evaluations_write_each_example_once(natural_mnis
     assert sorted(indices) == list(range(24))
 
 
+@pytest.mark.slow
 def test_lock_is_reentrant_refuses_others_and_removes_what_it_created(tmp_path) -> None:
     run = tmp_path / "new" / "run"
     probe = [sys.executable, "-c", "import sys; from robustattr.run_lock import run_dir_lock\n"
@@ -93,6 +96,7 @@ def test_partial_files_of_killed_writers_are_removed_at_the_next_start(natural_m
     assert not any(path.exists() for path in stale)
 
 
+@pytest.mark.slow
 def test_the_refusal_is_the_only_line_a_refused_process_prints(config_file, tmp_path) -> None:
     """A run with a config.json and no checkpoint yet: continue_train would log "no checkpoint ... yet;
     starting from scratch", but a process the lock refuses must print the refusal and nothing else."""

@@ -76,6 +76,7 @@ def _run(*args: str) -> int:
     return cli.main(list(args))
 
 
+@pytest.mark.slow
 def test_train_then_eval_pgd_and_attribution(project: Path, capsys: pytest.CaptureFixture[str]):
     assert _run("train", "config.json") == 0
     assert _run("eval", "pgd", "run") == 0

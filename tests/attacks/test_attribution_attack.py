@@ -236,6 +236,7 @@ def mnist_attacks(natural_mnist_run):
     return model, x, y, out
 
 
+@pytest.mark.slow
 def test_mnist_attack_keeps_labels_and_constraints(mnist_attacks):
     model, x, y, out = mnist_attacks
     for r in out.values():

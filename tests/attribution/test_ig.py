@@ -9,6 +9,7 @@ from robustattr.attribution import gradient_saliency, ig_saliency, integrated_gr
 SHAPES = {"mnist_cnn": ((1, 28, 28), 1.0), "gtsrb_resnet": ((3, 32, 32), 255.0), "flower_resnet": ((3, 128, 128), 255.0)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_matches_captum_riemann_right(name):
     torch.manual_seed(0)
@@ -24,6 +25,7 @@ def test_matches_captum_riemann_right(name):
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_completeness_with_many_steps():
     torch.manual_seed(1)
     model = models.create("mnist_cnn").double()

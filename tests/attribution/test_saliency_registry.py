@@ -10,6 +10,7 @@ from robustattr import data, models
 from robustattr.attribution import SALIENCY_KINDS, SALIENCY_METHODS, SaliencyMethod
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(SALIENCY_METHODS))
 def test_every_saliency_method_maps_real_images(kind: str, mnist_root) -> None:
     torch.manual_seed(0)

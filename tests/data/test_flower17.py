@@ -34,6 +34,7 @@ def _identities(images) -> list[tuple[int, int]]:
     return [decode_flower(img[:, 64, 64]) for img in images.numpy()]
 
 
+@pytest.mark.slow
 def test_splits_and_sizes(flower_root):
     base, out = flower_root
     assert out["splits"] == {"train": 17 * 73, "test": 136}

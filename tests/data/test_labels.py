@@ -42,6 +42,7 @@ LABELS = [  # (id, the damaged labels from the good ones, pickled, words of the 
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("damage", "pickled", "needle"), [c[1:] for c in LABELS], ids=[c[0] for c in LABELS])
 def test_bad_cached_labels_are_refused_where_the_cache_is_checked(mnist_root, pristine_run, tmp_path, capsys,
                                                                  damage, pickled, needle) -> None:
@@ -63,6 +64,7 @@ def test_bad_cached_labels_are_refused_where_the_cache_is_checked(mnist_root, pr
 REPAIRS = [c for c in LABELS if c[0] in ("all 99", "floats", "pickled objects")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("damage", "pickled"), [c[1:3] for c in REPAIRS], ids=[c[0] for c in REPAIRS])
 def test_data_fetch_repairs_bad_cached_labels(mnist_root, tmp_path, capsys, damage, pickled) -> None:
     root = _cache_copy(mnist_root, tmp_path)

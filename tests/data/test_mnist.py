@@ -25,6 +25,7 @@ def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_fetch_through_cli_on_fresh_cache(name, tmp_path, capsys):
     if name == "fashion-mnist" and not mnist_src.DEBIAN_FASHION_DIR.is_dir():

@@ -39,6 +39,7 @@ def _model_and_images(run: Path, count: int) -> tuple[torch.nn.Module, torch.Ten
     return model, x[ok], y[ok], ids
 
 
+@pytest.mark.slow
 def test_certified_never_exceeds_attacked_on_real_mnist(natural_mnist_run):
     model, x, y, ids = _model_and_images(natural_mnist_run, 6)
     seeds = [certificate_seed(0, i) for i in ids]
@@ -83,6 +84,7 @@ def _sets(*items: str) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
 
+@pytest.mark.slow
 def test_eval_certify_writes_both_files_the_same_for_any_batch_size(natural_mnist_run, tmp_path, capsys):
     texts = []
     for batch in (1, 4):
@@ -104,6 +106,7 @@ def test_eval_certify_writes_both_files_the_same_for_any_batch_size(natural_mnis
     assert texts[0] == texts[1]
 
 
+@pytest.mark.slow
 def test_eval_certify_resumes_and_refuses_bad_settings(run_dir, capsys):
     code, first, _ = _cli(capsys, "eval", "certify", run_dir, *_sets(*TINY))
     assert code == 0

@@ -56,6 +56,7 @@ def test_eval_pgd_writes_accuracies_and_settings(run_dir, capsys):
         assert key in result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["random", "topK", "strong"])
 def test_eval_attribution_same_results_for_any_batch_size(natural_mnist_run, tmp_path, capsys, method):
     results, rows = [], []
@@ -93,6 +94,7 @@ def test_flat_mnist_digits_are_all_moved_and_the_rule_is_counted(run_dir, capsys
     assert result["kendall"] < 0.9
 
 
+@pytest.mark.slow
 def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(run_dir, capsys):
     common = ["num_eval_examples=6", "k_top=200", *TINY_ATTACK]
     code, faithful, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(*common))
@@ -134,6 +136,7 @@ def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(ru
             assert float(row[metric]) == min(float(row[f"{m}.{metric}"]) for m in members)
 
 
+@pytest.mark.slow
 def test_strong_file_reports_both_label_conventions_and_convergence(run_dir, capsys):
     sets = ["num_eval_examples=5", "attribution_attack_method=strong", "attribution_attack_budget=fast",
             *TINY_ATTACK, "attribution_attack_steps=4"]
@@ -182,6 +185,7 @@ def test_old_strong_results_are_stale_and_a_bad_budget_is_refused(run_dir, capsy
     assert code == 2 and len(err.strip().splitlines()) == 1 and "attribution_attack_budget" in err
 
 
+@pytest.mark.slow
 def test_eval_attribution_resumes_after_interruption(run_dir, capsys, monkeypatch):
     attacked: list[list[int]] = []
     real_attack = attribution_robustness.attribution_attack

@@ -40,6 +40,7 @@ def _unit(results: Path, method: str) -> dict:
     return json.loads((results / "mnist" / method / UNIT_FILE).read_text())
 
 
+@pytest.mark.slow
 def test_repro_runs_skips_and_redoes_units(mnist_root, tmp_path) -> None:
     runs, results = tmp_path / "runs", tmp_path / "results"
     recipes = _write_recipes(tmp_path, runs)

@@ -38,6 +38,7 @@ def _report(capsys, *args: str) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_markdown_table_has_ours_beside_the_papers_and_flags_reduced_budgets(evaluated_run, capsys):
     text = _report(capsys, str(evaluated_run))
     pgd = json.loads((evaluated_run / "eval_pgd.json").read_text())
@@ -73,6 +74,7 @@ def test_report_on_a_folder_that_is_not_a_run_exits_2(tmp_path, capsys):
     assert "not a run directory" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_figure_draws_one_row_per_run(evaluated_run, tmp_path, capsys):
     other = Path(shutil.copytree(evaluated_run, tmp_path / "second"))
     out = tmp_path / "panel.png"

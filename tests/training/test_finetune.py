@@ -8,6 +8,8 @@ seeds 1-6, accuracy 81-86% (NATURAL 91-96%), measured on one CPU thread."""
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import torch
@@ -42,6 +44,7 @@ def _fine_tune(objective: str, init: Path, run_dir: Path, mnist_root: Path) -> N
     assert summary["steps"] == 24 and summary["resumed_from"] is None
 
 
+@pytest.mark.slow
 def test_ig_norm_fine_tune_lowers_the_ig_term_on_test_images(natural_mnist_run, mnist_root, tmp_path) -> None:
     x, y = data.load("mnist", "test", root=mnist_root).batch(slice(0, 100))
     before = _ig_term(natural_mnist_run, x, y)
@@ -57,6 +60,7 @@ def test_ig_norm_fine_tune_lowers_the_ig_term_on_test_images(natural_mnist_run, 
     assert meta["step"] == 24
 
 
+@pytest.mark.slow
 def test_natural_fixture_is_accurate(natural_mnist_run, mnist_root) -> None:
     model, meta = load_run_model(load_run_or_config(natural_mnist_run, ["device=cpu"]))
     x, y = data.load("mnist", "test", root=mnist_root).batch(slice(0, 2000))

@@ -45,6 +45,7 @@ def _train_to(config_file: Path, run: Path, steps: int, *sets: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_sigkill_loop_resumes_to_the_uninterrupted_weights(config_file, tmp_path) -> None:
     run, straight = tmp_path / "killed", tmp_path / "straight"
     kills, left_partial = 0, False

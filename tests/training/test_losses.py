@@ -25,6 +25,7 @@ def _criterion(objective: str):
     return cls(**common, lam=SETTINGS["lambda"], m=SETTINGS["m"], approx_factor=SETTINGS["approx_factor"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
 def test_hand_loop_with_the_loss_equals_the_trainer(objective, mnist_root, tmp_path):
     from robustattr.checkpoints import load_run_model

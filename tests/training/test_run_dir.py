@@ -4,7 +4,6 @@ while the last good checkpoint stays."""
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import subprocess
@@ -72,6 +71,7 @@ def test_nothing_is_written_through_a_symlink(config_file, tmp_path, capsys) -> 
     assert target.read_text() == "precious" and (run / "config.json").is_symlink()
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_file_and_the_last_checkpoint_stays(config_file, tmp_path) -> None:
     run = tmp_path / "run"
     assert _train(config_file, run) == 0

@@ -115,6 +115,7 @@ def test_igr_chunked_equals_whole(mnist):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CHEAP))
 def test_trains_a_users_model_in_a_plain_loop(name, mnist):
     torch.manual_seed(0)

@@ -63,6 +63,7 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k != "examples_per_s"} for line in lines]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["nat", "adv", "ar", "adv_ar"])
 def test_objective_trains_checkpoints_and_resumes_exactly(objective, config_file, tmp_path, capsys) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -133,6 +134,7 @@ def _spawn(config_file: Path, run_dir: Path, steps: int) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(config_file, tmp_path) -> None:
     run, straight = tmp_path / "killed", tmp_path / "straight"
     proc = _spawn(config_file, run, 100_000)
@@ -146,6 +148,7 @@ def test_sigkill_then_resume_equals_uninterrupted(config_file, tmp_path) -> None
     _assert_same_weights(latest_checkpoint(run), latest_checkpoint(straight))
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_checkpoint_and_exits_130(config_file, tmp_path) -> None:
     run, straight = tmp_path / "interrupted", tmp_path / "straight"
     proc = _spawn(config_file, run, 100_000)
@@ -197,6 +200,7 @@ def test_init_from_must_exist(config_file, tmp_path, capsys) -> None:
     assert "init_from" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_epsilon_ramp_changes_training_and_resumes_exactly(config_file, tmp_path, capsys) -> None:
     plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
     ramp = "epsilon_ramp_steps=100"
