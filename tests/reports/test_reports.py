@@ -167,3 +167,18 @@ def test_convergence_plot_is_drawn_from_the_result_and_an_old_result_is_refused(
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(UserInputError, match="no convergence"):
         draw_convergence({k: v for k, v in strong.items() if k != "convergence"}, tmp_path / "old.png")
+
+
+def test_the_report_shows_the_certificate_beside_the_attack_on_the_smoothed_map(tmp_path) -> None:
+    from robustattr.reports import collect_rows, format_rows
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"dataset": "mnist", "training_objective": "nat"}))
+    (run / "eval_certify.json").write_text(json.dumps({"certified_top_k_intersection": 0.399,
+                                                       "attacked_top_k_intersection": 0.987}))
+    rows = collect_rows([run])
+    assert rows[0].certified_top_k_intersection == 0.399 and rows[0].attacked_smoothed_top_k_intersection == 0.987
+    text = format_rows(rows, "md")
+    assert "| NATURAL | 39.90% | 98.70% |" in text
+    assert "39.9" not in format_rows(collect_rows([run]), "md").split("Certified")[0]  # not in the main table

@@ -21,11 +21,14 @@ from typing import Any
 
 from robustattr.errors import UserInputError
 from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
-from robustattr.json_files import Shape
+from robustattr.json_files import NUMBER, Shape, record
 from robustattr.reports.paper import METHOD_NAMES, paper_result
 from robustattr.run_files import read_run_config
 
 __all__ = ["RunRow", "collect_rows", "format_rows", "report"]
+
+#: What the report reads of ``eval_certify.json`` (``robustattr.evaluation.certify``).
+CERTIFY_RESULT = record({"certified_top_k_intersection": NUMBER, "attacked_top_k_intersection": NUMBER})
 
 FORMATS = ("md", "csv", "json")
 
@@ -54,6 +57,10 @@ class RunRow:
     num_no_label_keeping: int | None = None
     # The strong evaluation's last doubling of steps or walks still lowered mean IN or CO by > 0.01.
     still_falling: bool | None = None
+    # eval certify: the sparsified-SmoothGrad top-k certificate (a lower bound on the smoothed map's
+    # top-k intersection at radius rho) beside an l2 attack on the same map (an upper bound).
+    certified_top_k_intersection: float | None = None
+    attacked_smoothed_top_k_intersection: float | None = None
 
 
 def _read_result(path: Path, shape: Shape) -> dict[str, Any] | None:
@@ -88,6 +95,7 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
         pgd = _read_result(run_dir / "eval_pgd.json", PGD_RESULT) or {}
         attr = _read_result(run_dir / "eval_attribution.json", ATTRIBUTION_RESULT) or {}
         strong = _read_result(run_dir / "eval_attribution_strong.json", ATTRIBUTION_RESULT) or {}
+        certify = _read_result(run_dir / "eval_certify.json", CERTIFY_RESULT) or {}
         try:
             paper_cfg = _paper_budget(dataset, objective)
         except UserInputError as exc:
@@ -141,6 +149,8 @@ def collect_rows(run_dirs: list[str | Path]) -> list[RunRow]:
                 kendall_dropped=result.get("kendall_dropped"),
                 num_no_label_keeping=result.get("num_no_label_keeping"),
                 still_falling=_still_falling(result),
+                certified_top_k_intersection=certify.get("certified_top_k_intersection"),
+                attacked_smoothed_top_k_intersection=certify.get("attacked_top_k_intersection"),
             ))
     return rows
 
@@ -220,14 +230,15 @@ def format_rows(rows: list[RunRow], fmt: str = "md") -> str:
         writer = csv.writer(out)
         writer.writerow(["run", "dataset", "method", "evaluation", "NA", "AA", "IN", "CO", "attacked",
                          "unmoved", "paper_NA", "paper_AA", "paper_IN", "paper_CO", "reduced",
-                         "IN_dropped", "CO_dropped", "no_label_keeping", "still_falling"])
+                         "IN_dropped", "CO_dropped", "no_label_keeping", "still_falling", "certified_IN",
+                         "attacked_smoothed_IN"])
         for r in rows:
             p = r.paper or {}
             writer.writerow([r.run, r.dataset, r.method, r.evaluation, r.natural_accuracy, r.adversarial_accuracy,
                              r.top_k_intersection, r.kendall, r.num_attacked, r.num_unmoved, p.get("NA"),
                              p.get("AA"), p.get("IN"), p.get("CO"), "; ".join(r.reduced),
                              r.top_k_intersection_dropped, r.kendall_dropped, r.num_no_label_keeping,
-                             r.still_falling])
+                             r.still_falling, r.certified_top_k_intersection, r.attacked_smoothed_top_k_intersection])
         return out.getvalue()
     lines = [
         "| dataset | method | IN/CO attack | NA | AA | IN | CO | unmoved | IN dropped | CO dropped | no label kept "
@@ -248,6 +259,13 @@ def format_rows(rows: list[RunRow], fmt: str = "md") -> str:
                  "its criterion); strong: each metric's worst case over a portfolio of attacks. IN/CO score "
                  "an image with no label-keeping iterate as 1 (the paper's convention); IN/CO dropped leave "
                  "such images out (ART/SSR's), no label kept counts them (strong evaluation only).")
+    certified = list({r.run: r for r in reversed(rows) if r.certified_top_k_intersection is not None}.values())[::-1]
+    if certified:
+        lines += ["", "Certified top-k intersection (eval certify: sparsified SmoothGrad, Levine et al. 2019; a "
+                  "lower bound) beside an l2 attack on the same smoothed map (an upper bound):", "",
+                  "| method | certified IN | attacked IN | run |", "|---|---|---|---|"]
+        lines += [f"| {r.method} | {_pct(r.certified_top_k_intersection)} | "
+                  f"{_pct(r.attacked_smoothed_top_k_intersection)} | `{r.run}` |" for r in certified]
     if any(r.still_falling for r in rows):
         lines.append("")
         lines.append("still falling: the last doubling of the strong evaluation's steps or walks lowered the "
