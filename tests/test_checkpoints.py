@@ -117,3 +117,20 @@ def test_load_run_model(tmp_path) -> None:
     save_checkpoint(tmp_path, 6, nn.Linear(2, 2))
     with pytest.raises(UserInputError, match="does not fit model 'mnist_cnn'"):
         load_run_model(cfg)
+
+
+def test_the_same_weights_make_the_same_file_bytes(tmp_path) -> None:
+    """checkpoint_sha256 in the result files names the weights: equal weights, equal files (safetensors
+    writes a metadata map in hash order, so the checkpoint keeps one entry)."""
+    import torch
+
+    from robustattr import models
+    from robustattr.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    model = models.create("mnist_cnn")
+    digests = set()
+    for i in range(10):  # with two metadata entries, ten files in one order: a 1-in-500 chance
+        path = save_checkpoint(tmp_path / f"run{i}", 5, model, None, state={})
+        digests.add(path.read_bytes())
+    assert len(digests) == 1

@@ -171,7 +171,9 @@ def save_checkpoint(
     if optimizer is not None:
         opt_tensors, opt_meta = _split_optimizer(optimizer)
         tensors.update(opt_tensors)
-    blob = safetensors_bytes(tensors, metadata={"format": "robustattr-checkpoint", "step": str(step)})
+    # One metadata entry: safetensors writes its metadata map in hash order, which changes from call
+    # to call, so with two entries the same weights made files (and checkpoint_sha256) that differ.
+    blob = safetensors_bytes(tensors, metadata={"format": f"robustattr-checkpoint step {step}"})
     weights, sidecar = _paths(run_dir, step)
     from robustattr import __version__
 
