@@ -188,6 +188,7 @@ def _attack_budget(result: dict[str, Any]) -> dict[str, Any]:
         "ig_steps": _setting(result, "num_IG_steps"),
         "epsilon": _setting(result, "epsilon"),
         "flat_rule": _setting(result, "attribution_attack_flat_rule", "none"),
+        "budget_level": _setting(result, "attribution_attack_budget"),
     }
 
 
@@ -200,6 +201,8 @@ def _attack_reductions(result: dict[str, Any], paper_cfg: dict[str, Any]) -> lis
         ours = attack[label]
         if ours is not None and ours < paper_cfg[key]:
             reduced.append(f"attribution attack {label} {ours} (paper {paper_cfg[key]})")
+    if attack["budget_level"] == "fast":
+        reduced.append("strong evaluation at the fast budget level (half the steps per walk, one random start)")
     return reduced
 
 
