@@ -42,6 +42,7 @@ def parse():
     p.add_argument("--seed", type=int, default=12345, help="numpy seed; image i's starts use default_rng([seed, i])")
     p.add_argument("--eps", type=float); p.add_argument("--step-size", type=float); p.add_argument("--steps", type=int)
     p.add_argument("--ig-steps", type=int); p.add_argument("--k-top", type=int); p.add_argument("--eval-k-top", type=int)
+    p.add_argument("--resume", action="store_true", help="keep --out's CSV rows and attack only the images after them")
     p.add_argument("--compare", metavar="STRONG_CSV", help="compare --out's CSV with eval_attribution_strong_examples.csv")
     args = p.parse_args()
     if args.compare is None and args.run is None:
@@ -142,10 +143,17 @@ def attack_run(args):
     x_all, y_all = data.load(cfg.dataset, "test").batch(slice(0, args.images))
     walker = Walker(model, s)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    rows, seconds, misclassified = [], [], 0
-    with open(out / CSV_NAME, "w", newline="") as f:
-        w = csv.writer(f); w.writerow(["index", "intersection", "kendall", "label_kept"])
-        for i in range(len(y_all)):
+    rows, seconds, misclassified, first = [], [], 0, 0
+    if args.resume and (out / CSV_NAME).is_file():  # an interrupted run: its rows stand, the walk goes on after them
+        rows = [(int(r["index"]), float(r["intersection"]), float(r["kendall"]), r["label_kept"] == "1")
+                for r in csv.DictReader(open(out / CSV_NAME))]
+        first = rows[-1][0] + 1 if rows else 0
+        misclassified = first - len(rows)  # the images before `first` that have no row were misclassified
+    with open(out / CSV_NAME, "a" if first else "w", newline="") as f:
+        w = csv.writer(f)
+        if not first:
+            w.writerow(["index", "intersection", "kendall", "label_kept"])
+        for i in range(first, len(y_all)):
             x, y = x_all[i:i + 1].float(), int(y_all[i])
             with torch.no_grad():
                 if int(model(x).argmax(1)) != y:
@@ -166,7 +174,7 @@ def attack_run(args):
         "kendall": float(np.mean([r[2] for r in rows])) if rows else None,
         "top_k_intersection_dropped": float(np.mean([r[1] for r in kept_rows])) if kept_rows else None,
         "kendall_dropped": float(np.mean([r[2] for r in kept_rows])) if kept_rows else None,
-        "seconds_per_image": float(np.mean(seconds)) if seconds else None,
+        "seconds_per_image": float(np.mean(seconds)) if seconds else None, "resumed_at_index": first or None,
         "threads": torch.get_num_threads(),
     }
     (out / JSON_NAME).write_text(json.dumps(summary, indent=2) + "\n")
