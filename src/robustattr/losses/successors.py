@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from robustattr.errors import UserInputError
 from robustattr.keys import BadValue
-from robustattr.losses._paper import _REDUCTIONS
+from robustattr.losses._paper import _Objective
 from robustattr.training.objectives import LossOut, ObjectiveParams
 from robustattr.training.objectives.art import ARTParams, art, art_regularizer
 from robustattr.training.objectives.igr import IGRParams, igr, igr_regularizer
@@ -49,25 +49,12 @@ def _checked(params_type: type, values: dict) -> object:
 
 
 @dataclass(frozen=True)
-class _Successor:
-    """Shared fields: the L∞ radius and pixel range, the inner attack, the reduction, weight decay."""
-
-    epsilon: float = 0.3
-    pgd_steps: int = 40
-    step_size: float = 0.01
-    bounds: tuple[float, float] = (0.0, 1.0)
-    random_start: bool = True
-    reduction: str = "sum"
-    weight_decay: float = 0.0
+class _Successor(_Objective):
+    """The paper's losses' shared fields (L∞ radius, pixel range, inner attack, reduction, weight
+    decay, ``terms``/``__call__``), plus the objective's own checked parameters (:meth:`hyper`)."""
 
     def __post_init__(self) -> None:
-        if self.reduction not in _REDUCTIONS:
-            raise UserInputError(f"reduction={self.reduction!r} is not supported; choose from sum, mean")
-        for name in ("epsilon", "step_size"):
-            if not getattr(self, name) > 0:
-                raise UserInputError(f"{name}={getattr(self, name)!r} must be > 0")
-        if int(self.pgd_steps) < 0:
-            raise UserInputError(f"pgd_steps={self.pgd_steps!r} must be >= 0")
+        super().__post_init__()
         if self.weight_decay < 0:
             raise UserInputError(f"weight_decay={self.weight_decay!r} must be >= 0")
         self.hyper()  # validates
@@ -81,17 +68,6 @@ class _Successor:
             reduction=self.reduction, weight_decay=float(self.weight_decay), epsilon=float(self.epsilon),
             num_steps=int(self.pgd_steps), step_size=float(self.step_size), random_start=bool(self.random_start),
             bounds=(float(self.bounds[0]), float(self.bounds[1])), hyper=self.hyper(), **extra)
-
-    def terms(self, model: nn.Module, x: Tensor, y: Tensor) -> LossOut:
-        """The loss and its detached parts (``LossOut.logs``: nat_acc, adv_acc, reg, ...)."""
-        raise NotImplementedError
-
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """Scalar loss, differentiable w.r.t. the parameters of ``model``.
-
-        Shape: x (B, C, H, W) float in ``bounds``; y (B,) int64; returns a 0-dim tensor.
-        """
-        return self.terms(model, x, y).loss
 
 
 @dataclass(frozen=True)
