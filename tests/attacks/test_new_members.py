@@ -151,7 +151,7 @@ def test_budget_levels_set_restarts_and_steps(level):
     model, x, y = _model_and_batch(2)
     s = AttackSettings(budget=level, seed=1, **SETTINGS)
     want = BUDGETS[level]
-    assert s.starts == want.random_starts and s.strong_steps == round(4 * want.steps_factor)
+    assert s.starts == want.random_starts and s.strong_steps == 4  # the faithful walk's iterations
     r = strong_attribution_attack(model, x, y, s)
     assert sum(m.startswith("topK_random_start_") for m in r.members) == want.random_starts
     assert sum(m.startswith("ig_cosine_") for m in r.members) == want.random_starts
@@ -162,7 +162,7 @@ def test_budget_levels_set_restarts_and_steps(level):
 
 def test_budget_levels_are_ordered_and_a_bad_one_is_refused():
     assert [b.random_starts for b in BUDGETS.values()] == [1, 2, 4]
-    assert [b.steps_factor for b in BUDGETS.values()] == [0.5, 1.0, 2.0]
+    assert [b.share for b in BUDGETS.values()] == [0.45, 0.9, 1.8]
     with pytest.raises(UserInputError, match="attribution_attack_budget='huge'.*fast, standard, thorough"):
         AttackSettings(budget="huge", **SETTINGS)
     assert AttackSettings(budget="fast", **dict(SETTINGS, steps=1)).strong_steps == 1

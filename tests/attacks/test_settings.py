@@ -80,7 +80,8 @@ def test_from_config_maps_every_key():
     assert (s.k_top, s.eval_k, s.n_steps, s.seed, s.random_starts) == (50, 40, 12, 5, 3)
     assert s.bounds == (0.0, 255.0) and s.integer_pixels and s.flat_rule == "none"
     assert s.direction_n_steps is None and s.direction_points == 12  # all IG points by default
-    assert s.budget == "thorough" and s.starts == 3 and s.strong_steps == 14  # starts: the key wins; steps ×2
+    assert s.budget == "thorough" and s.starts == 3 and s.strong_steps == 7  # starts: the key wins
+    assert s.share == 1.8  # thorough: 1.8 walks' worth of other members' moves per iteration
     assert AttackSettings.from_config(load_config(None, base={"dataset": "mnist"})).starts == 2  # standard
     assert s.saliency.kind == "ig" and s.saliency.n_steps == 12
     mnist = AttackSettings.from_config(load_config(None, base={"dataset": "mnist"}))

@@ -142,7 +142,9 @@ def test_strong_file_reports_both_label_conventions_and_convergence(run_dir, cap
             *TINY_ATTACK, "attribution_attack_steps=4"]
     code, strong, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(*sets))
     assert code == 0
-    assert strong["strong_steps"] == 2 and strong["strong_random_starts"] == 1  # fast: steps x0.5, 1 start
+    assert strong["strong_steps"] == 4 and strong["strong_random_starts"] == 1  # fast: 1 start
+    # fast: the 7 other walks share 0.45 walks' moves per iteration, each every ⌈7 / 0.45⌉ = 16th iteration.
+    assert strong["strong_member_stride"] == 16
     rows = [r for r in _rows(run_dir / "eval_attribution_strong_examples.csv") if r["correct"] == "1"]
     # A row without a label-keeping iterate: the paper scores it 1, ART/SSR drop it (hand computation
     # on the CSV, with one row marked as such to exercise both).
@@ -163,7 +165,7 @@ def test_strong_file_reports_both_label_conventions_and_convergence(run_dir, cap
     # The file itself: every image kept its label here, so both conventions agree.
     assert strong["num_no_label_keeping"] == 0 and strong["kendall_dropped"] == pytest.approx(strong["kendall"])
     conv = strong["convergence"]
-    assert conv["steps"]["at"] == [1, 2] and conv["walks"]["members"] == strong["members"]
+    assert conv["steps"]["at"] == [1, 2, 4] and conv["walks"]["members"] == strong["members"]
     for axis in ("steps", "walks"):
         for key in ("top_k_intersection", "kendall", "spearman"):
             curve = conv[axis][key]
@@ -179,6 +181,8 @@ def test_old_strong_results_are_stale_and_a_bad_budget_is_refused(run_dir, capsy
     assert strong["attribution_attack_budget"] == "standard" and "ig_cosine_1" in strong["members"]
     old = {k: v for k, v in strong.items() if k not in ("attribution_attack_budget", "strong_steps")}
     assert old != strong  # a file written before the budget keys differs: the pipelines redo it
+    every_step = {k: v for k, v in strong.items() if k != "strong_member_stride"}
+    assert every_step != strong and strong["strong_member_stride"] == 10  # nor one from before the shared budget
     faithful = attribution_robustness.result_settings(load_run_or_config(str(run_dir), []))
     assert "attribution_attack_budget" not in faithful and "members" not in faithful
     code, _, err = _cli(capsys, "eval", "attribution", run_dir, *_sets("attribution_attack_budget=huge"))

@@ -18,9 +18,14 @@ never counts; the walk goes on from it). For each metric on its own (top-k inter
 label-keeping iterates, so it is never above any member's value. Every member takes its ascent direction
 from all ``n_steps`` IG points by default (``strong_direction_ig_steps`` lowers it for the members
 without ``full_direction``): with a quarter of the points the per-image worst case was above the
-full-n one on many images (measured, docs/attribution-evaluation.md). R and the steps come from the
-budget level (``attribution_attack_budget``: fast, standard, thorough; ``AttackSettings.starts``,
-``AttackSettings.strong_steps``). Images on which no member found a label-keeping iterate are
+full-n one on many images (measured, docs/attribution-evaluation.md).
+
+The members share the step budget: the faithful topK walk moves at each of the ``steps``
+iterations; each other walk moves every ``stride``-th iteration (staggered, about ``share`` of
+them per iteration) with a ``stride``-times step, so it covers the same distance as a full walk
+and the portfolio costs about (1 + ``share``) faithful walks, whatever its size. R and the share
+come from the budget level (``attribution_attack_budget``: fast, standard, thorough;
+``AttackSettings.starts``, ``AttackSettings.share``). Images on which no member found a label-keeping iterate are
 flagged (``label_kept`` False): they score (1, 1, 1), the paper's convention; the drivers also
 report the means with them dropped (ART/SSR). The running worst case after every step
 (``history``) shows convergence.
@@ -31,6 +36,8 @@ The portfolio is composed from the registered members (``attacks.members``: thos
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,14 +58,23 @@ __all__ = ["METRICS", "StrongAttributionResult", "portfolio", "strong_attributio
 METRICS = ("intersection", "spearman", "kendall")
 
 
-def portfolio(random_starts: int | None = 2, direction_n_steps: int | None = None) -> tuple[WalkMember, ...]:
+def portfolio(random_starts: int | None = 2, direction_n_steps: int | None = None,
+              share: float | None = None) -> tuple[WalkMember, ...]:
     """The strong evaluation's walks: every registered member with ``in_portfolio``, in ``order``
     (``topK`` first, the faithful walk), a member with ``copies`` as ``random_starts`` copies
     ``{name}_1 … _R`` on streams ``stream + r``. Members without ``full_direction`` take their
-    direction from ``direction_n_steps`` IG points (None: all of them)."""
+    direction from ``direction_n_steps`` IG points (None: all of them).
+
+    ``share`` (a budget level's, :class:`~robustattr.attacks.settings.Budget`): the first walk moves
+    at every iteration; the other K walks move every ``stride`` = ⌈K / share⌉-th one, with phases
+    0, 1, … so that about ``share`` of them move at each iteration. None: every walk moves at every
+    iteration (K + 1 faithful walks' cost).
+    """
     random_starts = 2 if random_starts is None else random_starts
     if int(random_starts) < 0:
         raise UserInputError(f"strong_random_starts={random_starts} must be >= 0")
+    if share is not None and not share > 0:
+        raise ValueError(f"share={share} must be > 0")
     walks: list[WalkMember] = []
     for kind in MEMBERS.values():
         if not kind.in_portfolio:
@@ -69,7 +85,11 @@ def portfolio(random_starts: int | None = 2, direction_n_steps: int | None = Non
                       for r in range(1, int(random_starts) + 1)]
         else:
             walks.append(WalkMember.of(kind, direction_n_steps=d))
-    return tuple(walks)
+    others = len(walks) - 1
+    if share is None or others < 1:
+        return tuple(walks)
+    stride = max(1, math.ceil(others / share - 1e-9))
+    return (walks[0], *(dataclasses.replace(w, stride=stride, phase=j % stride) for j, w in enumerate(walks[1:])))
 
 
 @dataclass(frozen=True)
@@ -120,8 +140,9 @@ def strong_attribution_attack(
     ``measure`` is the faithful walk's criterion (which iterate it keeps); the reported minima do
     not depend on it. Random draws come from per-example generators seeded by (``seed``,
     ``example_ids[i]``, member stream), so an example's result does not depend on its batch;
-    ``example_ids`` defaults to 0..B−1. Each walk runs ``s.strong_steps`` iterations (the budget's
-    factor × ``steps``), the restarted members ``s.starts`` copies; ``direction_n_steps`` None: ``n_steps``.
+    ``example_ids`` defaults to 0..B−1. The portfolio runs ``s.strong_steps`` (= ``steps``)
+    iterations, the other members moving at ``s.share`` of them (module docstring), the restarted
+    members in ``s.starts`` copies; ``direction_n_steps`` None: ``n_steps``.
 
     Shape:
         x: (B, C, H, W) float in ``bounds``; y: (B,) int64. Returns :class:`StrongAttributionResult`.
@@ -134,7 +155,7 @@ def strong_attribution_attack(
     s = AttackSettings.of(settings, **overrides)
     B, _, H, W = x.shape
     s.check_image((H, W), has_target=True)  # no member of the portfolio needs a target
-    members = portfolio(s.starts, s.direction_points)
+    members = portfolio(s.starts, s.direction_points, s.share)
     ids = list(range(B)) if example_ids is None else [int(i) for i in example_ids]
     if len(ids) != B:
         raise ValueError(f"got {len(ids)} example ids for a batch of {B}")

@@ -120,13 +120,27 @@ class WalkSaliency:
 class WalkMember:
     """One walk of a batch: its ``name`` in results, the registered member ``kind`` it runs, whether
     it starts from a random point, the IG points its direction comes from (None: the walk's
-    ``n_steps``) and its generator ``stream`` (``attacks._common.example_generator``)."""
+    ``n_steps``), its generator ``stream`` (``attacks._common.example_generator``), and its share
+    of the iterations: it moves at the iterations t with ``t % stride == phase``, each move
+    ``stride`` × the step size (capped at 2ε, the ball's diameter), so it covers the distance of a
+    walk that moves at every iteration with ``1/stride`` of its passes (the strong evaluation's
+    shared budget, ``attacks.strong_attribution``)."""
 
     name: str
     kind: Member
     random_start: bool = False
     direction_n_steps: int | None = None
     stream: int = 0
+    stride: int = 1
+    phase: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.stride) < 1 or not 0 <= int(self.phase) < int(self.stride):
+            raise ValueError(f"walk {self.name!r}: stride {self.stride} must be >= 1 and phase {self.phase} in 0..stride-1")
+
+    def moves_at(self, iteration: int) -> bool:
+        """Whether this walk takes a step (and is scored) at ``iteration`` (0-based)."""
+        return iteration % self.stride == self.phase
 
     @classmethod
     def of(cls, kind: Member, name: str | None = None, **kw) -> WalkMember:
@@ -293,6 +307,10 @@ def walk(model: nn.Module, sal: WalkSaliency, x: Tensor, y: Tensor, s0: Tensor, 
     for member, block in zip(members, blocks):
         if member.random_start:
             x_t[block] = _snap(random_start(x[block], settings.epsilon, gens(block)).clamp(lower[block], upper[block]), settings)
+    step: float | Tensor = settings.step_size
+    if any(m.stride > 1 for m in members):  # per-row steps: a walk moving every stride-th iteration steps stride×
+        step = torch.cat([torch.full((batch,), min(settings.step_size * m.stride, 2 * settings.epsilon),
+                                     dtype=x.dtype, device=x.device) for m in members]).view(-1, 1, 1, 1)
     best, s_best = x.clone(), s0  # the best iterate and its map (kept, so not computed again at the end)
     x_worst, s_worst = x.clone(), s0
     crit_min = torch.ones(x.shape[0], device=x.device, dtype=s0.dtype)
@@ -300,41 +318,66 @@ def walk(model: nn.Module, sal: WalkSaliency, x: Tensor, y: Tensor, s0: Tensor, 
     rule_steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     kept_any = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     history: dict[str, list[Tensor]] = {name: [] for name in worst}
-    for _ in range(settings.steps):
-        d = torch.empty_like(x_t)
-        for member, block in zip(members, blocks):
+    row_sets: dict[tuple[int, ...], Tensor | None] = {}
+    for t in range(settings.steps):
+        moving = tuple(j for j, m in enumerate(members) if m.moves_at(t))
+        if moving not in row_sets:  # None: every row (the faithful walk's path, unchanged)
+            row_sets[moving] = None if len(moving) == copies else torch.cat(
+                [torch.arange(blocks[j].start, blocks[j].stop) for j in moving] or [torch.zeros(0, dtype=torch.long)]
+            ).to(x.device)
+        rows = row_sets[moving]
+
+        def take(v: Tensor) -> Tensor:
+            return v if rows is None else v[rows]
+
+        def put(full: Tensor, part: Tensor) -> Tensor:
+            return part if rows is None else full.index_copy(0, rows, part)
+
+        if rows is not None and rows.numel() == 0:  # nobody moves at this iteration
+            for name in history:
+                history[name].append(worst[name])
+            continue
+        d = torch.empty_like(x_t) if rows is None else torch.zeros_like(x_t)
+        for j in moving:
+            member, block = members[j], blocks[j]
             if member.kind.objective is None:  # a random walk
                 d[block] = random_sign(x_t[block], gens(block))
                 continue
             d_m, flat = sal.direction(surrogate, x_t[block], y[block], state.rows(block), member.kind,
                                       member.direction_n_steps)
             if settings.flat_rule == "random_sign":
-                # Drawn every step for every row, used only where flat: each example's stream then
-                # advances the same way in any batch, and the loop needs no host sync.
+                # Drawn at every move for every row of the walk, used only where flat: each example's
+                # stream then advances the same way in any batch, and the loop needs no host sync.
                 d_m = _where(flat, random_sign(x_t[block], gens(block)), d_m)
                 rule_steps[block] += flat
             d[block] = d_m
-        x_t = _snap((x_t + settings.step_size * d).clamp(lower, upper), settings)  # = project_and_clamp, bit for bit
+        step_r = step if isinstance(step, float) else take(step)
+        x_r = _snap((take(x_t) + step_r * take(d)).clamp(take(lower), take(upper)), settings)  # = project_and_clamp
+        x_t = put(x_t, x_r)
+        y_r = take(y)
         with torch.no_grad():
-            kept = model(x_t).argmax(1) == y
-        kept_any |= kept
-        s_t = sal(model, x_t, y)
-        one = torch.ones_like(crit_min)
-        crit = criterion(settings.measure, s0, s_t, k_top=settings.k_top, center0=state.get("center0"))
-        tau = crit if settings.measure == "kendall" else kendall_tau(s0, s_t)
-        values = {"intersection": top_k_intersection(s0, s_t, settings.eval_k_top).to(one.dtype),
-                  "spearman": spearman(s0, s_t), "kendall": tau}
+            kept = model(x_r).argmax(1) == y_r
+        kept_any = put(kept_any, take(kept_any) | kept)
+        s_t = sal(model, x_r, y_r)
+        s0_r = take(s0)
+        center0 = state.get("center0")
+        one = torch.ones_like(take(crit_min))
+        crit = criterion(settings.measure, s0_r, s_t, k_top=settings.k_top,
+                         center0=None if center0 is None else take(center0))
+        tau = crit if settings.measure == "kendall" else kendall_tau(s0_r, s_t)
+        values = {"intersection": top_k_intersection(s0_r, s_t, settings.eval_k_top).to(one.dtype),
+                  "spearman": spearman(s0_r, s_t), "kendall": tau}
         crit = torch.where(kept, crit, one)  # a flipped label never counts
-        better = crit < crit_min
-        crit_min = torch.where(better, crit, crit_min)
-        best = _where(better, x_t, best)
-        s_best = _where(better, s_t, s_best)
+        better = crit < take(crit_min)
+        crit_min = put(crit_min, torch.where(better, crit, take(crit_min)))
+        best = put(best, _where(better, x_r, take(best)))
+        s_best = put(s_best, _where(better, s_t, take(s_best)))
         for name, value in values.items():
-            lower_now = kept & (value < worst[name])
-            worst[name] = torch.where(lower_now, value, worst[name])
+            lower_now = kept & (value < take(worst[name]))
+            worst[name] = put(worst[name], torch.where(lower_now, value, take(worst[name])))
             if name == "kendall":
-                x_worst = _where(lower_now, x_t, x_worst)
-                s_worst = _where(lower_now, s_t, s_worst)
+                x_worst = put(x_worst, _where(lower_now, x_r, take(x_worst)))
+                s_worst = put(s_worst, _where(lower_now, s_t, take(s_worst)))
             history[name].append(worst[name])  # a new tensor each step (torch.where), never written to
     steps_shape = (0, x.shape[0])
     return WalkResult(s0=s0, crit_min=crit_min, best=best, s_best=s_best, worst=worst, x_worst=x_worst,

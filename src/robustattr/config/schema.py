@@ -149,7 +149,8 @@ class Config:
         "the behaviour before 2026-12); docs/attribution-evaluation.md")
     attribution_attack_budget: str = _key(
         _choice("fast", "standard", "thorough"), "standard", "strong evaluation: budget level (random starts "
-        "1/2/4, steps x0.5/x1/x2); docs/attribution-evaluation.md")
+        "1/2/4; the other members' moves per iteration 0.45/0.9/1.8 beside the faithful walk's); "
+        "docs/attribution-evaluation.md")
     strong_random_starts: int | None = _key(
         _INT, None, "strong evaluation: copies of the restarted members (default: the budget's)", _COUNT0,
         nullable=True)

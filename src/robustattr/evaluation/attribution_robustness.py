@@ -118,12 +118,16 @@ def strong_direction_steps(cfg: Any) -> int:
 def _strong_settings(attack: AttackSettings) -> dict[str, Any]:
     # The budget level and the member list: a strong result written before them lacks these keys,
     # so its settings differ and it is redone (the pipelines compare result_settings).
+    walks = portfolio(attack.starts, attack.direction_points, attack.share)
     return {
         "attribution_attack_budget": attack.budget,
         "strong_random_starts": attack.starts,
         "strong_steps": attack.strong_steps,
         "strong_direction_ig_steps": attack.direction_points,
-        "members": [m.name for m in portfolio(attack.starts, attack.direction_points)],
+        "members": [m.name for m in walks],
+        # Every member but the faithful walk moves every stride-th iteration (the shared budget): a
+        # result written when every member moved at every iteration lacks the key, so it is redone.
+        "strong_member_stride": max(w.stride for w in walks),
     }
 
 
