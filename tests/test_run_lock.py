@@ -123,3 +123,29 @@ def test_the_refusal_is_the_only_line_a_refused_process_prints(config_file, tmp_
         f"robustattr: error: run directory {run} is in use by process {holder.pid} (another robustattr train, eval "
         "or figure); one writer per run directory: wait for it to finish, or stop it"]
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_eval_pgd_holds_the_lock_and_reading_its_settings_does_not(natural_mnist_run, tmp_path, monkeypatch) -> None:
+    """evaluate_pgd runs under the run directory's lock (a second writer is refused); result_settings,
+    which the pipelines call to judge staleness, only reads the config and takes no lock."""
+    import shutil
+
+    from robustattr import run_lock
+    from robustattr.config import load_run_or_config
+    from robustattr.evaluation import accuracy
+
+    run = shutil.copytree(natural_mnist_run, tmp_path / "run")  # the shared run stays without results
+    cfg = load_run_or_config(str(run), ["num_eval_examples=20", "num_adversarial_examples=4", "num_steps=1",
+                                        f"model_dir={run}"])
+    taken: list[str] = []
+    original = run_lock.run_dir_lock
+
+    def recording(run_dir, command, **kw):
+        taken.append(command)
+        return original(run_dir, command, **kw)
+
+    monkeypatch.setattr(run_lock, "run_dir_lock", recording)
+    accuracy.result_settings(cfg)
+    assert taken == []
+    accuracy.evaluate_pgd(cfg)
+    assert taken == ["eval pgd"]

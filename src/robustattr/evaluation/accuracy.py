@@ -35,7 +35,6 @@ PGD_RESULT_FILE = "eval_pgd.json"
 _EVAL_LOSSES = ("xent", "cw")
 
 
-@locks_model_dir("eval pgd")
 def _attack_loss(cfg: Any) -> str:
     """The loss PGD ascends here: the config's when it is an evaluation loss, else xent (spec §10.4)."""
     return cfg.loss_func if cfg.loss_func in _EVAL_LOSSES else "xent"
@@ -59,6 +58,7 @@ def result_settings(cfg: Any) -> dict[str, Any]:
     }
 
 
+@locks_model_dir("eval pgd")
 def evaluate_pgd(cfg: Any) -> dict[str, Any]:
     """NA on the first ``num_eval_examples`` test images, AA on the first ``num_adversarial_examples``.
 
