@@ -35,14 +35,35 @@ def test_portfolio_strides_give_the_levels_share_of_moves(level):
     walks = portfolio(BUDGETS[level].random_starts, None, share)
     first, others = walks[0], walks[1:]
     assert first.name == "topK" and first.stride == 1 and first.phase == 0  # the faithful walk, every iteration
-    stride = math.ceil(len(others) / share)
-    assert {w.stride for w in others} == {stride}
-    assert [w.phase for w in others] == [j % stride for j in range(len(others))]
-    # Over a whole number of strides the others move `share` walks' worth (at most), staggered.
-    moves = [sum(w.moves_at(t) for w in others) for t in range(stride)]
-    assert sum(moves) == len(others) and max(moves) - min(moves) <= 1
-    assert sum(moves) / stride <= share
+    total = sum(w.kind.weight for w in others)
+    assert [w.stride for w in others] == [math.ceil(total / (share * w.kind.weight) - 1e-9) for w in others]
+    assert all(0 <= w.phase < w.stride for w in others)
+    # Together the others move at most `share` times per iteration, on average over a long walk.
+    horizon = math.lcm(*(w.stride for w in others))
+    assert sum(horizon // w.stride for w in others) / horizon <= share + 1e-12
+    # A heavier member moves at least as often as a lighter one.
+    for a in others:
+        for b in others:
+            if a.kind.weight > b.kind.weight:
+                assert a.stride <= b.stride, (a.name, b.name)
     assert all(w.stride == 1 for w in portfolio(2, None, None))  # no share: every walk every iteration
+
+
+def test_weights_shift_the_moves_and_a_bad_weight_is_refused():
+    import dataclasses
+
+    from robustattr.attacks.members import Member, register_member
+
+    even = {w.name: w.stride for w in portfolio(2, None, 1.0)}
+    heavy = dataclasses.replace(MEMBERS["topK_lens"], weight=MEMBERS["topK_lens"].weight * 4)
+    register_member(heavy, replace=True)
+    try:
+        shifted = {w.name: w.stride for w in portfolio(2, None, 1.0)}
+    finally:
+        register_member(dataclasses.replace(heavy, weight=heavy.weight / 4), replace=True)
+    assert shifted["topK_lens"] < even["topK_lens"] and shifted["targeted_shift"] > even["targeted_shift"]
+    with pytest.raises(ValueError, match="weight 0"):
+        register_member(Member("weightless", None, stream=987654, weight=0))
 
 
 def _direction_calls(monkeypatch) -> list[int]:

@@ -143,8 +143,9 @@ def test_strong_file_reports_both_label_conventions_and_convergence(run_dir, cap
     code, strong, _ = _cli(capsys, "eval", "attribution", run_dir, *_sets(*sets))
     assert code == 0
     assert strong["strong_steps"] == 4 and strong["strong_random_starts"] == 1  # fast: 1 start
-    # fast: the 7 other walks share 0.45 walks' moves per iteration, each every ⌈7 / 0.45⌉ = 16th iteration.
-    assert strong["strong_member_stride"] == 16
+    # fast: the 7 other walks share 0.45 walks' moves per iteration (attacks.strong_attribution.portfolio).
+    strides = strong["strong_member_strides"]
+    assert strides[0] == 1 and min(strides[1:]) > 1 and sum(1 / s for s in strides[1:]) <= 0.45 + 1e-12
     rows = [r for r in _rows(run_dir / "eval_attribution_strong_examples.csv") if r["correct"] == "1"]
     # A row without a label-keeping iterate: the paper scores it 1, ART/SSR drop it (hand computation
     # on the CSV, with one row marked as such to exercise both).
@@ -181,8 +182,9 @@ def test_old_strong_results_are_stale_and_a_bad_budget_is_refused(run_dir, capsy
     assert strong["attribution_attack_budget"] == "standard" and "ig_cosine_1" in strong["members"]
     old = {k: v for k, v in strong.items() if k not in ("attribution_attack_budget", "strong_steps")}
     assert old != strong  # a file written before the budget keys differs: the pipelines redo it
-    every_step = {k: v for k, v in strong.items() if k != "strong_member_stride"}
-    assert every_step != strong and strong["strong_member_stride"] == 10  # nor one from before the shared budget
+    every_step = {k: v for k, v in strong.items() if k != "strong_member_strides"}
+    assert every_step != strong and strong["strong_member_strides"][0] == 1  # nor one from before the shared budget
+    assert len(strong["strong_member_strides"]) == len(strong["members"])
     faithful = attribution_robustness.result_settings(load_run_or_config(str(run_dir), []))
     assert "attribution_attack_budget" not in faithful and "members" not in faithful
     code, _, err = _cli(capsys, "eval", "attribution", run_dir, *_sets("attribution_attack_budget=huge"))

@@ -66,9 +66,10 @@ def portfolio(random_starts: int | None = 2, direction_n_steps: int | None = Non
     direction from ``direction_n_steps`` IG points (None: all of them).
 
     ``share`` (a budget level's, :class:`~robustattr.attacks.settings.Budget`): the first walk moves
-    at every iteration; the other K walks move every ``stride`` = ⌈K / share⌉-th one, with phases
-    0, 1, … so that about ``share`` of them move at each iteration. None: every walk moves at every
-    iteration (K + 1 faithful walks' cost).
+    at every iteration; each other walk j moves every ``stride_j`` = ⌈W / (share · w_j)⌉-th one,
+    w_j its member's ``weight`` and W the sum over the other walks, with phases staggered, so
+    that together they move at most ``share`` times per iteration (Σ 1/stride_j ≤ share). None:
+    every walk moves at every iteration (K + 1 faithful walks' cost).
     """
     random_starts = 2 if random_starts is None else random_starts
     if int(random_starts) < 0:
@@ -85,11 +86,13 @@ def portfolio(random_starts: int | None = 2, direction_n_steps: int | None = Non
                       for r in range(1, int(random_starts) + 1)]
         else:
             walks.append(WalkMember.of(kind, direction_n_steps=d))
-    others = len(walks) - 1
-    if share is None or others < 1:
+    others = walks[1:]
+    if share is None or not others:
         return tuple(walks)
-    stride = max(1, math.ceil(others / share - 1e-9))
-    return (walks[0], *(dataclasses.replace(w, stride=stride, phase=j % stride) for j, w in enumerate(walks[1:])))
+    total = sum(w.kind.weight for w in others)
+    strides = [max(1, math.ceil(total / (share * w.kind.weight) - 1e-9)) for w in others]
+    return (walks[0], *(dataclasses.replace(w, stride=stride, phase=j % stride)
+                        for j, (w, stride) in enumerate(zip(others, strides))))
 
 
 @dataclass(frozen=True)

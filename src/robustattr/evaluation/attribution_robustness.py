@@ -127,7 +127,7 @@ def _strong_settings(attack: AttackSettings) -> dict[str, Any]:
         "members": [m.name for m in walks],
         # Every member but the faithful walk moves every stride-th iteration (the shared budget): a
         # result written when every member moved at every iteration lacks the key, so it is redone.
-        "strong_member_stride": max(w.stride for w in walks),
+        "strong_member_strides": [w.stride for w in walks],
     }
 
 

@@ -68,6 +68,8 @@ class Member:
     summary: one line for listings and docs.
     logits_term: ``(logits (B, K) of the surrogate at the iterate, differentiable w.r.t. it, state)
         -> (B,)``, added to the objective before the gradient is taken; None: no such term.
+    weight: in the portfolio, its walks' share of the moves the members beside the faithful walk
+        make, relative to the others' weights (> 0; each copy of a member with ``copies`` has it).
     """
 
     name: str
@@ -82,6 +84,7 @@ class Member:
     full_direction: bool = False
     summary: str = ""
     logits_term: LogitsTerm | None = None
+    weight: float = 1.0
 
     @property
     def stochastic(self) -> bool:
@@ -138,6 +141,8 @@ def register_member(member: Member, *, replace: bool = False) -> Member:
     """
     if not member.name.replace("_", "a").isalnum() or member.name == "strong":
         raise ValueError(f"member name {member.name!r} must be letters, digits and '_' (and not 'strong')")
+    if not member.weight > 0:
+        raise ValueError(f"member {member.name!r}: weight {member.weight} must be > 0")
     if member.name in MEMBERS and not replace:
         raise ValueError(f"attack member {member.name!r} is already registered")
     unknown = [n for n in member.needs if n not in STATE_ITEMS and n != "s0"]

@@ -19,4 +19,5 @@ def objective(s2: Tensor, state: State) -> Tensor:
 MASS_CENTER = register_member(Member(
     "mass_center", objective, needs=("center0",), stream=1, order=20, in_portfolio=True,
     summary="move the saliency centre of mass (spec §4.2)",
+    weight=0.5,  # rarely an image's worst case (member_breakdown): half the others' share of moves
 ))

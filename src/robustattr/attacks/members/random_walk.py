@@ -10,4 +10,5 @@ from robustattr.attacks.members import Member, register_member
 
 RANDOM = register_member(Member(
     "random", None, stream=2, order=30, in_portfolio=True, summary="random sign steps (no objective)",
+    weight=0.5,  # a floor, never an image's worst case so far: half the others' share of moves
 ))
