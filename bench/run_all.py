@@ -32,7 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
                                  "--single-images", "4", "--chunk", "2"],
     "ig_norm_step_utilisation": ["--repeats", "3", "--pgd-steps", "2"],
     "pgd_vs_torchattacks": ["--repeats", "5", "--aa-images", "1000"],
-    "strong_vs_faithful": ["--repeats", "3", "--batch", "16", "--steps", "5", "--ig-steps", "20"],
+    "strong_vs_faithful": ["--repeats", "3", "--batch", "16", "--steps", "26", "--ig-steps", "20"],  # 26: a whole cycle of the strides
     "objective_step_cost": ["--repeats", "1", "--warmup", "0"],
 }
 
