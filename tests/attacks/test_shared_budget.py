@@ -15,18 +15,9 @@ from robustattr.attacks.settings import BUDGETS
 from robustattr.attacks.strong_attribution import portfolio
 from robustattr.attacks.walk import WalkMember, WalkSaliency, WalkSettings, WalkState, walk
 
-from .test_attribution_attack import Tiny
+from .test_new_members import _model_and_batch
 
 SETTINGS = dict(epsilon=0.2, step_size=0.05, steps=6, k_top=10, eval_k_top=8, n_steps=4)
-
-
-def _model_and_batch(n: int = 3):
-    torch.manual_seed(5)
-    model = Tiny().double()
-    x = torch.rand(n, 2, 8, 8, dtype=torch.float64)
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    return model, x, y
 
 
 @pytest.mark.parametrize("level", list(BUDGETS))
