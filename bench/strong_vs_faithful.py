@@ -86,7 +86,7 @@ def run(args) -> dict:
         "workload": "strong portfolio vs faithful topK walk, IG saliency, MNIST CNN",
         **SETTINGS, "attack_steps": args.steps, "ig_steps": args.ig_steps, "budget": args.budget,
         "random_starts": attack.starts, "walks": walks, "walks_with_direction": with_direction,
-        "share": attack.share, "member_stride": max(w.stride for w in members),
+        "share": attack.share, "member_strides": [w.stride for w in members],
         "direction_passes_per_iteration": direction_moves, "map_passes_per_iteration": map_moves,
         "seconds_direction_pass": passes["direction"], "seconds_map_pass": passes["map"],
         "members": list(strong.members), "batch": int(x.shape[0]), "chunk_size": chunk, "repeats": args.repeats,

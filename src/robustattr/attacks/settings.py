@@ -34,10 +34,10 @@ class Budget:
     """What a strong-evaluation budget level sets: ``random_starts`` copies of each member with
     ``copies`` (topK_random_start, ig_cosine), and ``share``: how many walks' worth of moves the
     portfolio's other members make together per iteration, beside the faithful topK walk, which
-    moves at every one of the ``attribution_attack_steps`` iterations. Each of the other M − 1
-    walks moves every ``stride`` = ⌈(M − 1) / share⌉-th iteration with a ``stride``-times step
-    (``attacks.strong_attribution.portfolio``), so the portfolio costs about (1 + share) faithful
-    walks at any M. Each level doubles the one below in both."""
+    moves at every one of the ``attribution_attack_steps`` iterations. Each other walk j moves
+    every ``stride_j`` = ⌈W / (share · w_j)⌉-th iteration (w_j its member's ``weight``, W their sum)
+    with a ``stride_j``-times step (``attacks.strong_attribution.portfolio``), so the portfolio
+    costs about (1 + share) faithful walks at any size. Each level doubles the one below in both."""
 
     random_starts: int
     share: float

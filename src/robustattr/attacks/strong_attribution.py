@@ -21,8 +21,8 @@ without ``full_direction``): with a quarter of the points the per-image worst ca
 full-n one on many images (measured, docs/attribution-evaluation.md).
 
 The members share the step budget: the faithful topK walk moves at each of the ``steps``
-iterations; each other walk moves every ``stride``-th iteration (staggered, about ``share`` of
-them per iteration) with a ``stride``-times step, so it covers the same distance as a full walk
+iterations; each other walk moves every ``stride``-th iteration (staggered; strides by member
+``weight``, together at most ``share`` moves per iteration) with a ``stride``-times step, so it covers the same distance as a full walk
 and the portfolio costs about (1 + ``share``) faithful walks, whatever its size. R and the share
 come from the budget level (``attribution_attack_budget``: fast, standard, thorough;
 ``AttackSettings.starts``, ``AttackSettings.share``). Images on which no member found a label-keeping iterate are

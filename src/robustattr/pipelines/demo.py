@@ -102,13 +102,13 @@ def _verdict(rows: list[Any]) -> list[str]:
     return lines
 
 
-def _other_members(evaluation: Mapping[str, Any]) -> list[str]:
-    """The strong portfolio's walks besides the faithful one, as its result files name them."""
-    from robustattr.attacks.settings import BUDGETS
-    from robustattr.attacks.strong_attribution import portfolio
+def _other_members(run_dir: Path) -> list[str]:
+    """The walks besides the faithful one that the run's strong evaluation ran (its result file's
+    ``members``, the faithful topK walk first)."""
+    from robustattr.evaluation.attribution_robustness import STRONG_RESULT_FILE
+    from robustattr.json_files import read_json
 
-    budget = BUDGETS[evaluation.get("attribution_attack_budget", "standard")]
-    return [w.name for w in portfolio(budget.random_starts, None, budget.share)[1:]]
+    return list(read_json(run_dir / STRONG_RESULT_FILE, kind="strong attribution result")["members"][1:])
 
 
 def run_demo(out: str | Path = "runs/demo", data_root: str | None = None, *,
@@ -162,7 +162,7 @@ def run_demo(out: str | Path = "runs/demo", data_root: str | None = None, *,
         "",
         format_rows(faithful, "md"),
         "IN/CO under the strong evaluation (per image and metric, the worst case over the faithful topK "
-        "walk and " + ", ".join(_other_members(evaluation)) + "):",
+        "walk and " + ", ".join(_other_members(run_dirs[0])) + "):",
         "",
         format_rows(strong_rows, "md"),
         *_verdict(strong_rows),
