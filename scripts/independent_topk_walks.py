@@ -8,6 +8,10 @@ intersection and Kendall's τ separately; an image with no label-keeping iterate
 paper's convention). Misclassified images are not attacked and not written. MNIST / Fashion-MNIST
 (28×28, one channel, [0, 1]).
 
+``--split validation`` attacks the validation images instead (the first 5,000 training images),
+where the strong evaluation's budget may be tuned; compare with a strong run made with
+``eval_split`` validation.
+
 Settings: an explicit option, else the run's ``eval_attribution_strong.json`` when present, else the
 MNIST recipe's values (ε 0.3, step 0.01, 100 steps, IG n 10, k_top 200, eval_k_top 100).
 
@@ -15,7 +19,8 @@ MNIST recipe's values (ε 0.3, step 0.01, 100 steps, IG n 10, k_top 200, eval_k_
     .venv/bin/python scripts/independent_topk_walks.py --compare RUN/eval_attribution_strong_examples.csv \\
         --out results/independent/mnist-natural
 
-Outputs under --out: ``independent_topk_walks.csv`` (index, intersection, kendall, label_kept),
+Outputs under --out: ``independent_topk_walks.csv`` (index, intersection, kendall, label_kept, and
+each walk's own minima ``walk{j}_intersection``, ``walk{j}_kendall``, walk 0 the clean one),
 ``independent_topk_walks.json`` (settings, means, seconds per image); with ``--compare``:
 ``compare_strong.json`` (both means on the common images, the share of images where strong is at
 or below the independent attack, and how much the per-image minimum of both lowers strong's means).
@@ -37,7 +42,10 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a trained run directory (not needed with --compare)")
     p.add_argument("--out", required=True, help="folder for the CSV / JSON outputs")
-    p.add_argument("--images", type=int, default=100, help="the first N test images (default 100)")
+    p.add_argument("--images", type=int, default=100, help="the first N images of --split (default 100)")
+    p.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="test (what the item-7 comparison reports) or validation (the first 5,000 training "
+                        "images, never trained on: tune the strong evaluation there)")
     p.add_argument("--restarts", type=int, default=2, help="random-start walks besides the clean-image walk (default 2)")
     p.add_argument("--seed", type=int, default=12345, help="numpy seed; image i's starts use default_rng([seed, i])")
     p.add_argument("--eps", type=float); p.add_argument("--step-size", type=float); p.add_argument("--steps", type=int)
@@ -100,7 +108,8 @@ class Walker:
         return len(top(s0) & top(s)) / self.ek, float(kendalltau(s0, s)[0])
 
     def attack(self, x, y, rng, restarts):
-        """→ (min intersection, min Kendall, label_kept) over the clean walk and ``restarts`` random starts."""
+        """→ (min intersection, min Kendall, label_kept, per-walk minima of the intersection, of Kendall)
+        over the clean walk (walk 0) and ``restarts`` random starts (walks 1..)."""
         torch = self.torch
         s0 = self.saliency(x, y, softplus=False).detach()
         mask = torch.zeros_like(s0)
@@ -110,7 +119,7 @@ class Walker:
                         for _ in range(restarts)]
         xt = torch.cat(starts)  # (W, 1, 28, 28): the walks of this image side by side, independent of each other
         base = x.expand_as(xt)
-        worst_in, worst_tau, kept = 1.0, 1.0, False
+        walk_in, walk_tau, kept = [1.0] * len(starts), [1.0] * len(starts), False  # each walk's own minima
         for _ in range(self.steps):
             xv = xt.clone().requires_grad_(True)
             d = torch.autograd.grad(-(mask * self.saliency(xv, y, softplus=True, graph=True)).sum(), xv)[0].sign()
@@ -121,10 +130,10 @@ class Walker:
                 continue
             kept = True
             maps = self.saliency(xt[keep], y, softplus=False).detach().numpy().astype(np.float64)
-            for m in maps:
+            for w, m in zip(keep.tolist(), maps):
                 inter, tau = self.metrics(s0, m)
-                worst_in, worst_tau = min(worst_in, inter), min(worst_tau, tau)
-        return worst_in, worst_tau, kept
+                walk_in[w], walk_tau[w] = min(walk_in[w], inter), min(walk_tau[w], tau)
+        return min(walk_in), min(walk_tau), kept, walk_in, walk_tau
 
 
 def attack_run(args):
@@ -140,7 +149,7 @@ def attack_run(args):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    x_all, y_all = data.load(cfg.dataset, "test").batch(slice(0, args.images))
+    x_all, y_all = data.load(cfg.dataset, args.split).batch(slice(0, args.images))
     walker = Walker(model, s)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     rows, seconds, misclassified, first = [], [], 0, 0
@@ -152,7 +161,8 @@ def attack_run(args):
     with open(out / CSV_NAME, "a" if first else "w", newline="") as f:
         w = csv.writer(f)
         if not first:
-            w.writerow(["index", "intersection", "kendall", "label_kept"])
+            w.writerow(["index", "intersection", "kendall", "label_kept"]
+                       + [f"walk{j}_{m}" for j in range(args.restarts + 1) for m in ("intersection", "kendall")])
         for i in range(first, len(y_all)):
             x, y = x_all[i:i + 1].float(), int(y_all[i])
             with torch.no_grad():
@@ -160,13 +170,15 @@ def attack_run(args):
                     misclassified += 1
                     continue
             began = time.perf_counter()
-            inter, tau, kept = walker.attack(x, y, np.random.default_rng([args.seed, i]), args.restarts)
+            inter, tau, kept, walk_in, walk_tau = walker.attack(x, y, np.random.default_rng([args.seed, i]), args.restarts)
             seconds.append(time.perf_counter() - began)
-            rows.append((i, inter, tau, kept)); w.writerow([i, repr(inter), repr(tau), int(kept)]); f.flush()
+            rows.append((i, inter, tau, kept))
+            w.writerow([i, repr(inter), repr(tau), int(kept)] + [repr(v) for pair in zip(walk_in, walk_tau) for v in pair])
+            f.flush()
             print(f"image {i}: IN {inter:.3f} Kendall {tau:.4f} label kept {kept} ({seconds[-1]:.1f} s)", flush=True)
     kept_rows = [r for r in rows if r[3]]
     summary = {
-        "run": str(args.run), "test_images": args.images, "attacked": len(rows), "misclassified": misclassified,
+        "run": str(args.run), "split": args.split, "images": args.images, "attacked": len(rows), "misclassified": misclassified,
         "num_no_label_keeping": len(rows) - len(kept_rows),
         "walks": {"clean": 1, "uniform_random_start": args.restarts}, "seed": args.seed,
         "settings": s, "settings_source": source,

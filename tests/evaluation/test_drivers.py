@@ -252,3 +252,29 @@ def test_eval_without_checkpoint_exits_2(tmp_path, capsys):
 def test_eval_attribution_bad_k_top_exits_2(run_dir, capsys):
     code, _, err = _cli(capsys, "eval", "attribution", run_dir, *_sets("k_top=785"))
     assert code == 2 and "k_top" in err and "784" in err and "Traceback" not in err
+
+
+def test_eval_split_validation_reads_the_validation_images_and_says_so(run_dir, capsys, mnist_root):
+    from robustattr import data
+    from robustattr.config import load_run_or_config
+    from robustattr.pipelines import stages
+
+    sets = _sets("eval_split=validation", "num_eval_examples=12", "num_steps=2", "eval_batch_size=6")
+    code, result, _ = _cli(capsys, "eval", "pgd", run_dir, *sets)
+    assert code == 0 and result["eval_split"] == "validation" and result["num_examples"] == 12
+    code, result, _ = _cli(capsys, "eval", "attribution", run_dir, *sets, *_sets(
+        "attribution_attack_steps=1", "num_IG_steps=4", "attribution_attack_times=1"))
+    assert code == 0 and result["eval_split"] == "validation"
+    labels = [int(r["label"]) for r in _rows(run_dir / "eval_attribution_examples.csv")]
+    validation = data.load("mnist", "validation", root=mnist_root).batch(slice(0, 12))[1].tolist()
+    test = data.load("mnist", "test", root=mnist_root).batch(slice(0, 12))[1].tolist()
+    assert labels == validation != test
+    # A validation result never stands for the test split (the default), and back.
+    cfg = load_run_or_config(run_dir)
+    assert cfg.eval_split == "test"
+    assert not stages.pgd_is_current(cfg) and not stages.attribution_is_current(cfg)
+
+
+def test_eval_split_a_dataset_lacks_is_refused_in_one_line(run_dir, capsys):
+    code, _, err = _cli(capsys, "eval", "pgd", run_dir, *_sets("eval_split=train"))
+    assert code == 2 and "eval_split" in err and "test, validation" in err and err.count("\n") == 1

@@ -134,6 +134,8 @@ _COUNT0, _COUNT1 = (_upto(n, 10**6, "10**6 exceeds any machine's disk or time") 
 _MEGABYTES = _upto(1, 2**30, "2**30 MB is a pebibyte, more memory than any machine has")
 _PIXELS = _rule(lambda v, r: 1 <= v <= r.info.num_pixels,
                 lambda r: f"must be between 1 and {r.info.num_pixels} (H*W of {r['dataset']})")
+_HAS_SPLIT = _rule(lambda v, r: v in r.info.split_sizes,
+                   lambda r: f"{r['dataset']} has no such split (it has: {', '.join(r.info.split_sizes)})")
 _UPTO_M = _rule(lambda v, r: 1 <= v <= r["m"], lambda r: f"must be between 1 and m (= {r['m']})")
 
 

@@ -32,6 +32,7 @@ from robustattr.config.checks import (
     _MEGABYTES,
     _MODEL,
     _NONNEG,
+    _HAS_SPLIT,
     _PIXELS,
     _POINTS,
     _POS,
@@ -106,7 +107,11 @@ class Config:
     momentum: float = _key(_FLOAT, 0.9, "momentum coefficient", _UNIT)
     loss_reduction: str = _key(_choice("original", "sum", "mean"), "original", "original (spec §3.2), sum or mean")
     memory_budget_mb: int | None = _key(_INT, None, "bounds the examples per IG chunk", _MEGABYTES, nullable=True)
-    num_eval_examples: int = _key(_INT, lambda r: r.info.split_sizes["test"], "test images evaluated", _EXAMPLES)
+    eval_split: str = _key(
+        _choice("test", "validation"), "test", "the images every evaluation reads: test (the paper's) or "
+        "validation (MNIST/Fashion-MNIST: the first 5,000 training images, which training never sees); "
+        "tune recipes and attacks on validation, report test", _HAS_SPLIT)
+    num_eval_examples: int = _key(_INT, lambda r: r.info.split_sizes["test"], "images evaluated (of eval_split)", _EXAMPLES)
     eval_batch_size: int = _key(_INT, 100, "evaluation batch size", _BATCH)
     num_adversarial_examples: int | None = _key(
         _INT, None, "AA on the first N of them (default: all)", _EXAMPLES, nullable=True)

@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 def load_model_and_data(cfg: Any) -> tuple[torch.nn.Module, dict, Any, int, torch.device]:
-    """(model in eval mode, checkpoint sidecar, test ImageSplit, number of examples, device).
+    """(model in eval mode, checkpoint sidecar, the ``eval_split`` ImageSplit (test by default), number
+    of examples, device).
 
     The model comes first: a run without a checkpoint fails before any data is read.
     """
@@ -27,10 +28,10 @@ def load_model_and_data(cfg: Any) -> tuple[torch.nn.Module, dict, Any, int, torc
 
     model, meta = _load_model(cfg) if dist.is_active() else _load_model_here(cfg)
     device = next(model.parameters()).device
-    split = dist.once_per_machine_first(lambda: cfg.load_split("test"))
+    split = dist.once_per_machine_first(lambda: cfg.load_split(cfg.eval_split))
     n = cfg.num_eval_examples
     if n > len(split):
-        logger.warning("num_eval_examples=%d exceeds the %d test images; using all of them", n, len(split))
+        logger.warning("num_eval_examples=%d exceeds the %d %s images; using all of them", n, len(split), cfg.eval_split)
         n = len(split)
     return model, meta, split, n, device
 
@@ -80,6 +81,12 @@ def checkpoint_settings(cfg: Any, meta: dict) -> dict[str, Any]:
         "checkpoint_step": meta.get("step"),
         "checkpoint_sha256": meta.get("weights_sha256"),
     }
+
+
+def split_setting(cfg: Any) -> dict[str, Any]:
+    """``{"eval_split": ...}`` when an evaluation reads other images than the test split, else {}:
+    result files record the split only then, so every test-split result stays as it was."""
+    return {} if cfg.eval_split == "test" else {"eval_split": cfg.eval_split}
 
 
 def batches(indices: list[int], size: int) -> Iterator[torch.Tensor]:

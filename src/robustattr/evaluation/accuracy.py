@@ -19,7 +19,7 @@ from robustattr import distributed as dist
 from robustattr.attacks.threat_model import uniform_noise
 from robustattr.attacks import pgd
 from robustattr.evaluation._common import (
-    batches, checkpoint_settings, load_model_and_data, progress, round_robin,
+    batches, checkpoint_settings, load_model_and_data, progress, round_robin, split_setting,
 )
 from robustattr.evaluation.results import write_json_atomic
 from robustattr.run_lock import locks_model_dir
@@ -44,8 +44,9 @@ def result_settings(cfg: Any) -> dict[str, Any]:
     """What defines ``eval_pgd.json``'s numbers besides the checkpoint, from the config alone, as the
     file records it: a file that agrees on all of these and on the checkpoint is current."""
     info = cfg.dataset_info()
-    n = min(cfg.num_eval_examples, info.split_sizes["test"])
+    n = min(cfg.num_eval_examples, info.split_sizes[cfg.eval_split])
     return {
+        **split_setting(cfg),
         "num_examples": n,
         "num_adversarial_examples": min(cfg.num_adversarial_examples or n, n),
         "epsilon": cfg.epsilon,
@@ -129,6 +130,7 @@ def evaluate_pgd(cfg: Any) -> dict[str, Any]:
         "loss_func": cfg.loss_func,
         "random_seed": cfg.random_seed,
         "bounds": list(info.value_range),
+        **split_setting(cfg),
         **checkpoint_settings(cfg, meta),
     }
     if dist.is_main():  # written once, complete, after every rank's batches are in

@@ -35,7 +35,7 @@ from robustattr.attacks.strong_attribution import METRICS, portfolio
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.metrics import cosine_similarity, lens_top_k_intersection, neighbourhood_kendall_tau
 from robustattr.evaluation._common import (
-    batches, checkpoint_settings, load_model_and_data, progress, saliency_method,
+    batches, checkpoint_settings, load_model_and_data, progress, saliency_method, split_setting,
 )
 from robustattr.evaluation.convergence import convergence, step_columns, step_grid
 from robustattr.evaluation.results import EXAMPLE_FIELDS, ExampleLog, write_json_atomic
@@ -98,9 +98,9 @@ def result_settings(cfg: Any, info: Any = None) -> dict[str, Any]:
 
 
 def _settings_beyond_the_paper(cfg: Any) -> dict[str, Any]:
-    """Saliency and surrogate settings in use that the paper does not have; none for its setups,
+    """Split, saliency and surrogate settings in use that the paper does not have; none for its setups,
     so their result files (and resumable CSVs) stay as they were."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict(split_setting(cfg))
     if cfg.saliency_type == "smoothgrad":
         out.update(smoothgrad_samples=cfg.smoothgrad_samples, smoothgrad_noise=cfg.smoothgrad_noise)
     if cfg.saliency_type == "ig" and cfg.ig_baseline != 0.0:

@@ -28,7 +28,9 @@ from robustattr.attacks.smoothed_map_attack import smoothed_map_attack
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
 from robustattr.attribution.smoothgrad_certificate import NOISE_BLOCK, hoeffding_margin, keep_count, \
     smoothgrad_certificate
-from robustattr.evaluation._common import batches, checkpoint_settings, load_model_and_data, progress
+from robustattr.evaluation._common import (
+    batches, checkpoint_settings, load_model_and_data, progress, split_setting,
+)
 from robustattr.evaluation.results import ExampleLog, write_json_atomic
 from robustattr.run_lock import locks_model_dir
 
@@ -54,6 +56,7 @@ def _settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
     steps = cfg.certify_attack_steps
     return {
         **checkpoint_settings(cfg, meta),
+        **split_setting(cfg),
         "certify_sigma": cfg.certify_sigma,
         "certify_samples": cfg.certify_samples,
         "certify_confidence": cfg.certify_confidence,

@@ -75,7 +75,7 @@ def attribution_is_current(cfg: Config) -> bool:
     """The attribution result file of ``cfg``'s evaluation (faithful or strong, by
     ``attribution_attack_method``) holds what ``evaluate_attribution(cfg)`` would compute."""
     name = attribution_robustness.result_files(cfg.attribution_attack_method)[0]
-    test_images = cfg.dataset_info().split_sizes["test"]
-    settings = {"num_examples": min(cfg.num_attribution_examples or cfg.num_eval_examples, test_images),
+    images = cfg.dataset_info().split_sizes[cfg.eval_split]
+    settings = {"num_examples": min(cfg.num_attribution_examples or cfg.num_eval_examples, images),
                 **attribution_robustness.result_settings(cfg)}
     return result_is_current(Path(cfg.model_dir) / name, settings, cfg.model_dir)
