@@ -69,3 +69,19 @@ def test_strong_rows_keep_the_label_flag_as_an_integer_and_old_results_stay_read
     new = {**old, "num_no_label_keeping": 1, "top_k_intersection_dropped": 0.4, "kendall_dropped": 0.2}
     (tmp_path / "new.json").write_text(json.dumps(new))
     assert read_result(tmp_path / "new.json", ATTRIBUTION_RESULT)["kendall_dropped"] == 0.2
+
+
+def test_same_settings_but_new_columns_start_over(tmp_path):
+    """A file written before a column was added (same settings digest, old header) is moved aside:
+    rows appended under the old header could never be read back."""
+    path = tmp_path / "ex.csv"
+    old = ExampleLog(path, SETTINGS)
+    old.open()
+    old.append([(0, 1, 1, 0.5, 0.5, 0.5, 1, 0)])
+    from robustattr.evaluation.results import EXAMPLE_FIELDS
+
+    wider = ExampleLog(path, SETTINGS, EXAMPLE_FIELDS + ("lens_recall",))
+    assert wider.open() == {}
+    assert path.read_text().splitlines() == [",".join(EXAMPLE_FIELDS + ("lens_recall",))]
+    wider.append([(0, 1, 1, 0.5, 0.5, 0.5, 1, 0, 0.75)])
+    assert ExampleLog(path, SETTINGS, EXAMPLE_FIELDS + ("lens_recall",)).open()[0]["lens_recall"] == 0.75

@@ -110,7 +110,9 @@ class ExampleLog:
             if path.is_symlink() or path.exists() and not path.is_file():
                 raise UserInputError(f"{path} is a symbolic link or not a regular file; robustattr writes only "
                                      "regular files in a run directory, never through a link: remove it")
-        if self.path.exists() and self._stored_digest() == self.digest:
+        # Same settings but other columns (a file from before a column was added): start over, since
+        # rows appended under the old header could never be read back.
+        if self.path.exists() and self._stored_digest() == self.digest and self._header() == ",".join(self.fields):
             self._truncate_partial_line()
             self.rows = self.read_rows(self.path, self.fields)
             logger.info("resuming %s: %d examples already done", self.path, len(self.rows))
@@ -121,6 +123,14 @@ class ExampleLog:
         self._write_header()
         self.rows = {}
         return {}
+
+    def _header(self) -> str:
+        """The CSV's first line, without its newline ("" for an empty or unreadable file)."""
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+        except OSError:
+            return ""
 
     def _write_header(self) -> None:
         with naming_write_errors(self.path), open_regular(self.path, "w") as fh:
