@@ -33,7 +33,7 @@ from robustattr.attacks.members.target import target_map_from_box
 from robustattr.attacks.settings import STRONG, AttackSettings
 from robustattr.attacks.strong_attribution import METRICS, portfolio
 from robustattr.attribution import activation_bytes_per_image, default_chunk_size
-from robustattr.metrics import cosine_similarity, lens_top_k_intersection, neighbourhood_kendall_tau
+from robustattr.metrics import cosine_similarity, lens_recall, lens_top_k_intersection, neighbourhood_kendall_tau
 from robustattr.evaluation._common import (
     batches, checkpoint_settings, load_model_and_data, progress, saliency_method, split_setting,
 )
@@ -133,8 +133,9 @@ def _strong_settings(attack: AttackSettings) -> dict[str, Any]:
 
 #: Later work's similarities of the clean and the reported perturbed map (:func:`map_similarities`).
 SIMILARITY_FIELDS = ("cosine", "lens_intersection", "lens_kendall")
-#: The same in the strong files: the neighbourhood Kendall τ is our own construction, not a LENS metric.
-STRONG_SIMILARITY_FIELDS = ("cosine", "lens_intersection", "neighbourhood_kendall")
+#: The same in the strong files: the neighbourhood Kendall τ is our own construction, not a LENS metric;
+#: and the LENS recall (the share of the worst-case map's top k near the clean map's top k).
+STRONG_SIMILARITY_FIELDS = ("cosine", "lens_intersection", "neighbourhood_kendall", "lens_recall")
 
 
 def _example_fields(settings: dict[str, Any]) -> tuple[str, ...]:
@@ -203,8 +204,9 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
     x, y = split.batch(idx)
     x, y = x.to(device), y.to(device)
     r = attribution_attack(model, x, y, attack, example_ids=idx.tolist())
-    columns = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps,
-               *map_similarities(r.saliency, r.saliency_adv, r.attacked, attack.eval_k, cfg.lens_window)]
+    similar = map_similarities(r.saliency, r.saliency_adv, r.attacked, attack.eval_k, cfg.lens_window,
+                               recall=attack.method == STRONG)
+    columns = [idx, y, r.attacked, r.intersection, r.spearman, r.kendall, r.found, r.flat_rule_steps, *similar]
     # One host transfer per batch, after the attack.
     columns = [c.cpu().tolist() for c in columns]
     if attack.method != STRONG:
@@ -218,10 +220,11 @@ def _attack_rows(cfg: Any, model: torch.nn.Module, split: Any, idx: torch.Tensor
 
 
 def map_similarities(s0: torch.Tensor, s_adv: torch.Tensor, attacked: torch.Tensor, k: int,
-                     window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     window: int, *, recall: bool = False) -> tuple[torch.Tensor, ...]:
     """(B,) cosine similarity, LENS top-k intersection and our neighbourhood Kendall τ (the faithful
     files' ``lens_kendall``, the strong files' ``neighbourhood_kendall``) of the clean maps ``s0`` and
-    the reported perturbed maps ``s_adv`` (B, H, W); NaN where not ``attacked``.
+    the reported perturbed maps ``s_adv`` (B, H, W); NaN where not ``attacked``. ``recall``: a
+    fourth value, the w-LENS-recall@k of ``s_adv`` against ``s0`` (``metrics.lens_recall``).
 
     Later work's metrics (``robustattr.metrics``), taken at the iterate the attack reports (for the
     strong evaluation: the lowest-Kendall one), not minimised separately.
@@ -229,6 +232,8 @@ def map_similarities(s0: torch.Tensor, s_adv: torch.Tensor, attacked: torch.Tens
     nan = torch.full_like(s0[:, 0, 0], float("nan"))
     values = (cosine_similarity(s0, s_adv), lens_top_k_intersection(s0, s_adv, k, window).to(s0.dtype),
               neighbourhood_kendall_tau(s0, s_adv, window))
+    if recall:
+        values += (lens_recall(s0, s_adv, k, window).to(s0.dtype),)
     return tuple(torch.where(attacked, v, nan) for v in values)
 
 
@@ -257,6 +262,7 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
         "cosine": _mean(attacked, "cosine"),
         "lens_top_k_intersection": _mean(attacked, "lens_intersection"),
         ours: _mean(attacked, ours),
+        **({"lens_recall": _mean(attacked, "lens_recall")} if rows and "lens_recall" in rows[0] else {}),
         "num_examples": len(rows),
         "num_attacked": len(attacked),
         # Attacked examples left at (1, 1, 1): no label-keeping iterate lowered the criterion.
