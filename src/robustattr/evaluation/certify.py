@@ -35,7 +35,7 @@ from robustattr.evaluation.results import ExampleLog, write_json_atomic
 from robustattr.run_lock import locks_model_dir
 
 __all__ = ["evaluate_certificate", "CERTIFY_RESULT_FILE", "CERTIFY_EXAMPLES_FILE", "CERTIFY_FIELDS",
-           "certificate_seed"]
+           "certificate_seed", "result_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ def _settings(cfg: Any, info: Any, meta: dict) -> dict[str, Any]:
         "attribution_attack_surrogate": cfg.attribution_attack_surrogate,
         "random_seed": cfg.random_seed,
     }
+
+
+def result_settings(cfg: Any, info: Any = None) -> dict[str, Any]:
+    """The settings a certificate result records, less the checkpoint's (step and digest): what the
+    pipelines compare to tell whether ``eval_certify.json`` is current."""
+    settings = _settings(cfg, info or cfg.dataset_info(), {})
+    return {k: v for k, v in settings.items() if k not in ("checkpoint_step", "checkpoint_sha256")}
 
 
 @locks_model_dir("eval certify")

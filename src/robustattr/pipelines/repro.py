@@ -15,116 +15,50 @@ from NATURAL) gets that run trained first when its checkpoint is missing.
 At the end the dataset's report (Table 1 layout, paper values beside ours) is written to
 ``results/<dataset>/report.md``; when every unit's checkpoint is at hand, also one attack figure
 with a row per method on the same test image and the training curves.
+
+The unit machinery (reading recipes, timing phases, the figure's test image) is
+``pipelines.units``, shared with ``robustattr benchmark``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import platform
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from robustattr.config import Config, load_config
-from robustattr.config import read_json_file
-from robustattr.files import atomic_write_bytes
+from robustattr.config import Config
 from robustattr.errors import UserInputError
-from robustattr.evaluation import attribution_robustness
-from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, ExampleLog, read_result
-from robustattr.json_files import NUMBER, dict_of, read_json, record
+from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
+from robustattr.files import atomic_write_bytes
+from robustattr.json_files import read_json, record
 from robustattr.pipelines.stages import attribution_is_current, is_trained, pgd_is_current, train_or_resume
-from robustattr.training.objectives import REGISTRY
+from robustattr.pipelines.units import (
+    METHODS, PhaseClock, Unit, attack_overrides, ensure_init_run, figure_index, machine, read_recipe,
+)
 
 __all__ = ["METHODS", "UNIT_FILE", "run_repro", "run_unit"]
 
 log = logging.getLogger(__name__)
 
-#: Units in the order they run (the objectives registry's slugs; the fine-tuned methods start from NATURAL's run).
-METHODS = tuple(info.slug for info in REGISTRY.values())
 UNIT_FILE = "unit.json"
 RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution.json",
              "eval_attribution_examples.csv", "eval_attribution_strong.json",
              "eval_attribution_strong_examples.csv")
 
-class Unit(NamedTuple):
-    """One recipe, resolved: the file, the training config and the two evaluation configs."""
-
-    path: Path
-    preset: Path
-    train: Config
-    evaluate: Config
-    strong: Config
-
-    def digest(self) -> str:
-        """sha256 of the recipe and its preset: a unit is redone when either changes."""
-        return hashlib.sha256(self.path.read_bytes() + self.preset.read_bytes()).hexdigest()
-
-
-SECTIONS = ("train", "evaluate", "strong")
-
 
 def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> Unit:
-    """Read ``recipes/<dataset>/<method>.json``: ``{"preset": config file, "train": {...},
-    "evaluate": {...}, "strong": {...}}``; training = preset + train, evaluation = preset + train +
-    evaluate, strong evaluation = that + strong + ``attribution_attack_method`` "strong" (paths,
-    like ``model_dir``, are relative to the current directory)."""
-    path = recipes / dataset / f"{method}.json"
-    if not path.is_file():
-        available = sorted(p.name for p in recipes.iterdir() if p.is_dir()) if recipes.is_dir() else []
-        raise UserInputError(f"no recipe {path}; datasets with recipes in {recipes}: {', '.join(available) or 'none'}")
-    recipe = read_json_file(path)
-    unknown = sorted(set(recipe) - {"preset", *SECTIONS} - {k for k in recipe if k.startswith("_comment")})
-    if unknown or not isinstance(recipe.get("preset"), str):
-        raise UserInputError(f"{path}: a recipe has the keys preset (a config file), train, evaluate and strong "
-                             f"(config values){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
-    sections = {}
-    for name in SECTIONS:
-        sections[name] = recipe.get(name) or {}
-        if not isinstance(sections[name], dict):
-            raise UserInputError(f"{path}: '{name}' must be an object of config values")
-    overrides = [f"data_root={json.dumps(data_root)}"] if data_root else []
-    train_layer = (sections["train"], f"{path} (train)")
-    train_cfg = load_config(recipe["preset"], overrides, layers=[train_layer])
-    eval_layer = (sections["evaluate"], f"{path} (evaluate)")
-    eval_cfg = load_config(recipe["preset"], overrides, layers=[train_layer, eval_layer])
-    method_given = sections["strong"].get("attribution_attack_method", "strong")
-    if method_given != "strong":
-        raise UserInputError(f"{path}: strong.attribution_attack_method is {method_given!r}; the strong section "
-                             "configures the strong evaluation, so leave it out or give \"strong\"")
-    strong_layer = ({**sections["strong"], "attribution_attack_method": "strong"}, f"{path} (strong)")
-    strong_cfg = load_config(recipe["preset"], overrides, layers=[train_layer, eval_layer, strong_layer])
-    if train_cfg.dataset != dataset:
-        raise UserInputError(f"{path}: dataset is '{train_cfg.dataset}', expected '{dataset}' from its folder")
-    return Unit(path, Path(recipe["preset"]), train_cfg, eval_cfg, strong_cfg)
+    """Read ``recipes/<dataset>/<method>.json`` (``pipelines.units.read_recipe``; no certify section)."""
+    return read_recipe(recipes, dataset, method, data_root)
 
 
-def _machine() -> dict[str, Any]:
-    import torch
-
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "device": str(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
-            "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
+    return figure_index(dataset, run_dirs)
 
 
-def _ensure_init_run(cfg: Config, recipes: Path, dataset: str, data_root: str | None) -> None:
-    """Train the recipe whose run ``cfg.init_from`` names, when that run is not trained yet."""
-    if not cfg.init_from:
-        return
-    target = Path(cfg.init_from).resolve()
-    for method in METHODS:
-        path = recipes / dataset / f"{method}.json"
-        if not path.is_file():
-            continue
-        other = _recipe(recipes, dataset, method, data_root).train
-        if Path(other.model_dir).resolve() == target:
-            if not is_trained(other):
-                log.info("repro: %s starts from %s's run, which is not trained here: training it first", cfg.model_dir, method)
-                train_or_resume(other)
-            return
-    # Not another recipe's run: training reports a missing init_from itself.
+def _attack_overrides(cfg: Config) -> list[str]:
+    return attack_overrides(cfg)
 
 
 def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro", results: str | Path = "results",
@@ -148,26 +82,12 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
             return {**done, "skipped": True}
 
     run_dir = Path(cfg.model_dir)
-    phases: dict[str, dict[str, Any]] = {}
-    times_file = run_dir / "repro_phases.json"  # survives an interruption, so resumed phases keep their time
-
-    def phase(name: str, fn: Any) -> None:
-        earlier = read_json(times_file, dict_of(record({"seconds": NUMBER})), kind="phase timings",
-                            fix="delete it (only the reported times depend on it)") if times_file.exists() else {}
-        began = time.perf_counter()
-        status = fn()
-        seconds = time.perf_counter() - began
-        if status == "reused" and name in earlier:
-            phases[name] = {**earlier[name], "status": "reused"}
-        else:
-            previous = earlier.get(name, {}).get("seconds", 0.0) if status == "resumed" else 0.0
-            phases[name] = {"seconds": round(previous + seconds, 1), "status": status}
-        earlier[name] = phases[name]
-        atomic_write_bytes(times_file, json.dumps(earlier, indent=2).encode())
-        log.info("repro: %s/%s %s: %s in %.0f s", dataset, method, name, status, seconds)
+    # The times survive an interruption, so resumed phases keep their time.
+    phase = PhaseClock(run_dir / "repro_phases.json", f"repro: {dataset}/{method}")
+    phases = phase.phases
 
     def train() -> str:
-        _ensure_init_run(cfg, recipes, dataset, data_root)
+        ensure_init_run(cfg, recipes, dataset, data_root)
         return train_or_resume(cfg)
 
     phase("train", train)
@@ -202,36 +122,11 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
                     "num_not_found": attr.get("num_not_found"),
                     "strong": {k: strong.get(k) for k in ("top_k_intersection", "kendall", "spearman",
                                                           "num_attacked", "num_not_found")}},
-        "machine": _machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # Written last: its presence marks the unit finished.
     atomic_write_bytes(unit_file, (json.dumps(unit, indent=2) + "\n").encode())
     return unit
-
-
-def _figure_index(dataset: str, run_dirs: list[Path]) -> int | None:
-    """A test image every run classified correctly and attacked (per the per-example CSV in each
-    folder): the original notebook's image when it qualifies, else the first; None if none."""
-    from robustattr.data.catalog import DATASETS
-    from robustattr.evaluation import ATTRIBUTION_EXAMPLES_FILE
-
-    common: set[int] | None = None
-    for run_dir in run_dirs:
-        attacked = {row["index"] for row in ExampleLog.read_rows(run_dir / ATTRIBUTION_EXAMPLES_FILE).values()
-                    if row["correct"]}
-        common = attacked if common is None else common & attacked
-    if not common:
-        return None
-    preferred = DATASETS[dataset].figure_index if dataset in DATASETS else None
-    return preferred if preferred in common else min(common)
-
-
-def _attack_overrides(cfg: Config) -> list[str]:
-    """The strong evaluation's attack settings as ``K=V`` strings, so a figure shows the attack it
-    measured (the figure draws the strong evaluation's lowest-τ perturbation)."""
-    values = cfg.to_dict()
-    settings = attribution_robustness.result_settings(cfg)
-    return [f"{k}={json.dumps(values[k])}" for k in settings if k in values and k != "num_attribution_examples"]
 
 
 def _dataset_figures(dataset: str, units: list[tuple[str, Unit]], results: Path) -> list[str]:

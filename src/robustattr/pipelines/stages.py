@@ -20,7 +20,8 @@ from robustattr.evaluation import accuracy, attribution_robustness
 from robustattr.evaluation.results import read_result
 from robustattr.run_files import read_run_config
 
-__all__ = ["is_trained", "train_or_resume", "result_is_current", "pgd_is_current", "attribution_is_current"]
+__all__ = ["is_trained", "train_or_resume", "result_is_current", "pgd_is_current", "attribution_is_current",
+           "certify_is_current"]
 
 
 def is_trained(cfg: Config) -> bool:
@@ -33,19 +34,22 @@ def is_trained(cfg: Config) -> bool:
     return same and max(list_checkpoints(run_dir), default=-1) >= cfg.max_num_training_steps
 
 
-def train_or_resume(cfg: Config) -> str:
+def train_or_resume(cfg: Config, *, summary: dict[str, Any] | None = None) -> str:
     """Train ``cfg`` unless finished; resume a run that has a checkpoint. Returns what was done:
-    ``"reused"``, ``"resumed"`` or ``"trained"``."""
+    ``"reused"``, ``"resumed"`` or ``"trained"``. ``summary``, when given, receives the training's
+    own summary (``training.train``'s: ``steps_this_run``, ``seconds_per_step``, ...) if it trained."""
     from robustattr.training import train
 
     if is_trained(cfg):
         return "reused"
     run_dir = Path(cfg.model_dir)
     if (run_dir / "config.json").exists() and list_checkpoints(run_dir):
-        train(cfg.replace(continue_train=True))
-        return "resumed"
-    train(cfg, overwrite=True)
-    return "trained"
+        done, status = train(cfg.replace(continue_train=True)), "resumed"
+    else:
+        done, status = train(cfg, overwrite=True), "trained"
+    if summary is not None:
+        summary.update(done)
+    return status
 
 
 # What a key absent from an older result file means: the files written before the key existed
@@ -79,3 +83,13 @@ def attribution_is_current(cfg: Config) -> bool:
     settings = {"num_examples": min(cfg.num_attribution_examples or cfg.num_eval_examples, images),
                 **attribution_robustness.result_settings(cfg)}
     return result_is_current(Path(cfg.model_dir) / name, settings, cfg.model_dir)
+
+
+def certify_is_current(cfg: Config) -> bool:
+    """``eval_certify.json`` of ``cfg``'s run holds what ``evaluate_certificate(cfg)`` would compute."""
+    from robustattr.evaluation import certify
+
+    images = cfg.dataset_info().split_sizes[cfg.eval_split]
+    settings = certify.result_settings(cfg)  # result_is_current checks the checkpoint step itself
+    settings["num_examples"] = min(cfg.num_attribution_examples or cfg.num_eval_examples, images)
+    return result_is_current(Path(cfg.model_dir) / certify.CERTIFY_RESULT_FILE, settings, cfg.model_dir)
