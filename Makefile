@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test test-fast lint-imports bench repro install install-dev fashion-mnist-source clean
+.PHONY: demo test test-fast lint-imports bench repro benchmark install install-dev fashion-mnist-source clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ bench: $(VENV)/.stamp-bench
 DATASET ?= mnist
 repro: $(VENV)/.stamp-base $(if $(filter fashion-mnist,$(DATASET)),fashion-mnist-source)
 	$(VENV)/bin/robustattr repro $(DATASET)
+
+# The benchmark (docs/benchmark.md): every method at one budget rule (training at most 60 minutes on one
+# core) and one evaluation, cost recorded: `make benchmark DATASET=mnist` (or fashion-mnist) runs or resumes
+# the recipes in configs/benchmark/DATASET unit by unit on one torch thread, skips finished units, and
+# ends with results/benchmark/DATASET/report.md and its figures.
+benchmark: $(VENV)/.stamp-base $(if $(filter fashion-mnist,$(DATASET)),fashion-mnist-source)
+	OMP_NUM_THREADS=1 $(VENV)/bin/robustattr benchmark $(DATASET)
 
 clean:
 	rm -rf $(VENV)

@@ -119,6 +119,14 @@ def _cmd_repro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from robustattr.pipelines.benchmark import run_benchmark
+
+    print(run_benchmark(args.dataset, methods=args.methods, recipes=args.recipes, results=args.results,
+                        data_root=args.root, force=args.force), end="")
+    return 0
+
+
 def _box(text: str) -> list[int]:
     try:
         box = [int(v) for v in text.split(",")]
@@ -231,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     repro_p.add_argument("--force", action="store_true", help="redo units whose results are already there")
     repro_p.add_argument("--root", help="dataset cache folder")
     repro_p.set_defaults(func=_cmd_repro)
+
+    bench_p = sub.add_parser("benchmark", help="every method at one budget rule and one evaluation, cost recorded; "
+                             "run or resume the dataset's units, then the report")
+    bench_p.add_argument("dataset", help="a folder of --recipes, e.g. mnist or fashion-mnist")
+    bench_p.add_argument("--methods", nargs="+", metavar="METHOD",
+                         help="units to run (default: every method with a recipe, in the objectives registry's order)")
+    bench_p.add_argument("--recipes", default="configs/benchmark", help="recipe folder (default configs/benchmark)")
+    bench_p.add_argument("--results", default="results/benchmark", help="artifact folder (default results/benchmark)")
+    bench_p.add_argument("--force", action="store_true", help="redo units whose results are already there")
+    bench_p.add_argument("--root", help="dataset cache folder")
+    bench_p.set_defaults(func=_cmd_benchmark)
     return parser
 
 

@@ -1,0 +1,221 @@
+"""``robustattr benchmark DATASET``: every training method at one budget rule, one evaluation, cost recorded.
+
+A unit is one recipe, ``configs/benchmark/<dataset>/<method>.json`` (``pipelines.units``: preset +
+``train``, ``evaluate``, ``strong`` and ``certify`` sections; docs/benchmark.md). Running a unit
+trains (or resumes) its run in the recipe's ``model_dir`` — first the run it fine-tunes from, when
+``init_from`` names another recipe's run that is not trained — then evaluates NA/AA
+(``eval_pgd.json``), the strong attribution evaluation (``eval_attribution_strong.json`` and its
+per-example CSV) and the sparsified-SmoothGrad certificate (``eval_certify.json`` and its CSV), and
+copies those files, the resolved config and ``metrics.jsonl`` to ``results/benchmark/<dataset>/<method>/``
+(never a checkpoint) with ``unit.json``: the phases with their wall and core seconds (wall seconds ×
+torch threads), the training cost (its own and that of the run it starts from), the measured seconds
+per training step, the results and the machine. A unit whose ``unit.json`` names the current recipe's
+digest is finished and skipped, and every phase whose files are current is reused.
+
+At the end ``reports.benchmark`` writes ``results/benchmark/<dataset>/report.md`` and the
+cost–robustness frontier from whatever units are finished; the figure with one test image attacked
+under every method is drawn only when every finished unit's checkpoint is at hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from robustattr.config import Config
+from robustattr.errors import UserInputError
+from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
+from robustattr.files import atomic_write_bytes
+from robustattr.json_files import read_json, record
+from robustattr.pipelines.stages import (
+    attribution_is_current, certify_is_current, is_trained, pgd_is_current, train_or_resume,
+)
+from robustattr.pipelines.units import (
+    METHODS, PhaseClock, Unit, attack_overrides, figure_index, init_recipe, machine, read_recipe,
+)
+
+__all__ = ["UNIT_FILE", "RUN_FILES", "PHASES_FILE", "run_benchmark", "run_unit"]
+
+log = logging.getLogger(__name__)
+
+UNIT_FILE = "unit.json"
+#: Written in the run directory: the phase times, so that a resumed unit (and a unit fine-tuned from
+#: this run) knows what the training cost.
+PHASES_FILE = "benchmark_phases.json"
+RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution_strong.json",
+             "eval_attribution_strong_examples.csv", "eval_certify.json", "eval_certify_examples.csv")
+EVAL_PHASES = ("eval_pgd", "eval_attribution_strong", "eval_certify")
+
+
+def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> Unit:
+    return read_recipe(recipes, dataset, method, data_root, certify=True)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _init_train_cost(cfg: Config) -> float | None:
+    """Training core-seconds of the run ``cfg.init_from`` names, from its phase file (None: unknown)."""
+    if not cfg.init_from:
+        return 0.0
+    times = Path(cfg.init_from) / PHASES_FILE
+    if not times.is_file():
+        return None
+    train = json.loads(times.read_text()).get("train", {})
+    return train.get("core_seconds")
+
+
+def _cost(cfg: Config, phases: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]:
+    """The unit's cost: training core-seconds (its own, and the run it fine-tunes from), evaluation
+    core-seconds per phase, and the measured seconds per training step (the training phase's wall
+    seconds over its steps: setup and checkpoints included, so it is what a step really cost here)."""
+    train = phases.get("train", {})
+    own = train.get("core_seconds")
+    init = _init_train_cost(cfg)
+    steps = cfg.max_num_training_steps
+    return {
+        "torch_threads": threads,
+        "train_steps": steps,
+        "train_core_seconds": own,
+        "train_cpu_seconds": train.get("cpu_seconds"),
+        "init_from_train_core_seconds": init,
+        # Fine-tuned units carry the cost of the run they start from: that is what they took.
+        "total_train_core_seconds": round(own + init, 1) if own is not None and init is not None else None,
+        "seconds_per_step": round(train["seconds"] / steps, 4) if own is not None and steps else None,
+        "loop_seconds_per_step": train.get("loop_seconds_per_step"),
+        "eval_core_seconds": {name: phases.get(name, {}).get("core_seconds") for name in EVAL_PHASES},
+    }
+
+
+def _train_timed(cfg: Config, label: str, threads: int, clock: PhaseClock | None = None) -> str:
+    """Train or resume ``cfg`` as the "train" phase of ``clock`` (default: the run's own phase file),
+    recording the training loop's seconds per step beside the phase's time; "reused" when trained
+    (the time recorded when it was trained stays)."""
+    clock = clock or PhaseClock(Path(cfg.model_dir) / PHASES_FILE, label, threads=threads)
+    summary: dict[str, Any] = {}
+    clock("train", lambda: train_or_resume(cfg, summary=summary),
+          extra=lambda: {"loop_seconds_per_step": summary.get("seconds_per_step"),
+                         "steps_this_run": summary.get("steps_this_run")})
+    return clock.phases["train"]["status"]
+
+
+def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchmark",
+             results: str | Path = "results/benchmark", data_root: str | None = None,
+             force: bool = False) -> dict[str, Any]:
+    """Run or finish one unit; returns its ``unit.json`` content (``"skipped": True`` if it was finished)."""
+    from robustattr.evaluation import (
+        CERTIFY_RESULT_FILE, PGD_RESULT_FILE, STRONG_RESULT_FILE, evaluate_attribution, evaluate_certificate,
+        evaluate_pgd,
+    )
+
+    recipes, results = Path(recipes), Path(results)
+    unit_recipe = _recipe(recipes, dataset, method, data_root)
+    cfg, eval_cfg, strong_cfg = unit_recipe.train, unit_recipe.evaluate, unit_recipe.strong
+    certify_cfg = cast(Config, unit_recipe.certify)  # read_recipe(certify=True) always resolves it
+    out = results / dataset / method
+    unit_file = out / UNIT_FILE
+    digest = unit_recipe.digest()  # now: an edit while the unit runs must not be credited to it
+    if not force and unit_file.is_file():
+        done = read_json(unit_file, record({}), kind="unit record", fix="delete it to run the unit again")
+        if done.get("recipe_sha256") == digest:
+            log.info("benchmark: %s/%s finished before (recipe unchanged); skipped", dataset, method)
+            return {**done, "skipped": True}
+
+    run_dir = Path(cfg.model_dir)
+    threads = _threads()
+    phase = PhaseClock(run_dir / PHASES_FILE, f"benchmark: {dataset}/{method}", threads=threads)
+    found = init_recipe(cfg, recipes, dataset, data_root, certify=True)
+    if found is not None:
+        # Its own phase, so that the unit's training time is its own; the run it starts from gets its
+        # training timed in its own phase file, where _cost reads it.
+        phase("train_init", lambda: _train_timed(found[1].train, f"benchmark: {dataset}/{found[0]}", threads))
+    _train_timed(cfg, phase.label, threads, phase)
+    phase("eval_pgd", lambda: "reused" if pgd_is_current(eval_cfg) else (evaluate_pgd(eval_cfg) and "evaluated"))
+    phase("eval_attribution_strong", lambda: "reused" if attribution_is_current(strong_cfg)
+          else (evaluate_attribution(strong_cfg) and "evaluated"))
+    phase("eval_certify", lambda: "reused" if certify_is_current(certify_cfg)
+          else (evaluate_certificate(certify_cfg) and "evaluated"))
+    phases = phase.phases
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (run_dir / name).is_file():
+            atomic_write_bytes(out / name, (run_dir / name).read_bytes())
+    pgd = read_result(run_dir / PGD_RESULT_FILE, PGD_RESULT)
+    strong = read_result(run_dir / STRONG_RESULT_FILE, ATTRIBUTION_RESULT)
+    certified = read_result(run_dir / CERTIFY_RESULT_FILE)
+    strong_keys = ("top_k_intersection", "kendall", "spearman", "top_k_intersection_dropped", "kendall_dropped",
+                   "cosine", "lens_recall", "lens_top_k_intersection", "num_examples", "num_attacked",
+                   "num_not_found", "num_no_label_keeping")
+    unit = {
+        "dataset": dataset, "method": method, "recipe": str(unit_recipe.path), "recipe_sha256": digest,
+        "run_dir": str(run_dir), "train_steps": pgd.get("checkpoint_step"), "init_from": cfg.init_from,
+        "phases": phases, "total_seconds": round(sum(p["seconds"] for p in phases.values()), 1),
+        "cost": _cost(cfg, phases, threads),
+        "results": {"natural_accuracy": pgd.get("natural_accuracy"), "adversarial_accuracy": pgd.get("adversarial_accuracy"),
+                    "num_examples": pgd.get("num_examples"), "num_adversarial_examples": pgd.get("num_adversarial_examples"),
+                    "strong": {k: strong.get(k) for k in strong_keys},
+                    "certify": {k: certified.get(k) for k in ("certified_top_k_intersection",
+                                                              "attacked_top_k_intersection", "num_examples",
+                                                              "num_attacked", "certify_k", "certify_radius")}},
+        "machine": machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    # Written last: its presence marks the unit finished.
+    atomic_write_bytes(unit_file, (json.dumps(unit, indent=2) + "\n").encode())
+    return unit
+
+
+def _methods_figure(dataset: str, units: list[tuple[str, Unit]], results: Path) -> str:
+    """One test image attacked under every finished unit's model; a note when it cannot be drawn."""
+    from robustattr.evaluation import STRONG_EXAMPLES_FILE
+    from robustattr.pipelines.figure import write_figure
+
+    missing = [m for m, unit in units if not is_trained(unit.train)]
+    if not units:
+        return "attack figure not drawn: no unit is finished"
+    if missing:
+        return f"attack figure with every method not drawn: no checkpoint here for {', '.join(missing)}"
+    index = figure_index(dataset, [results / dataset / m for m, _ in units], STRONG_EXAMPLES_FILE)
+    if index is None:
+        return "attack figure not drawn: no test image was attacked on every model"
+    figure = write_figure([Path(unit.train.model_dir) for _, unit in units], index=index,
+                          out=results / dataset / "figure-methods.png", overrides=attack_overrides(units[0][1].strong))
+    return f"attack figure (test image {index}, one row per method): {figure.name}"
+
+
+def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: str | Path = "configs/benchmark",
+                  results: str | Path = "results/benchmark", data_root: str | None = None,
+                  force: bool = False) -> str:
+    """Run or resume the dataset's units, then write and return its report (Markdown)."""
+    from robustattr.reports.benchmark import collect_rows, draw_frontier, format_report
+
+    recipes, results = Path(recipes), Path(results)
+    # Default: every method with a recipe for the dataset, in the registry's order (NATURAL first,
+    # so the units fine-tuned from it find it trained).
+    methods = list(methods or [m for m in METHODS if (recipes / dataset / f"{m}.json").is_file()] or METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserInputError(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    for method in methods:
+        _recipe(recipes, dataset, method, data_root)  # every recipe checked before hours of work start
+    lines = []
+    for method in methods:
+        unit = run_unit(dataset, method, recipes=recipes, results=results, data_root=data_root, force=force)
+        state = "finished before" if unit.get("skipped") else f"done in {unit['total_seconds']:.0f} s"
+        lines.append(f"- {dataset}/{method}: {state}")
+    folder = results / dataset
+    finished = [m for m in METHODS if (folder / m / UNIT_FILE).is_file()]
+    rows = collect_rows([folder / m for m in finished])
+    notes = [f"frontier figure: {draw_frontier(rows, folder / 'frontier.png', title=dataset).name}" if rows
+             else "frontier figure not drawn: no unit is finished"]
+    units = [(m, _recipe(recipes, dataset, m, data_root)) for m in finished if (recipes / dataset / f"{m}.json").is_file()]
+    notes.append(_methods_figure(dataset, units, results))
+    text = format_report(rows, dataset, notes=[*lines, *notes])
+    atomic_write_bytes(folder / "report.md", text.encode())
+    return text

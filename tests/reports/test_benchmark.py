@@ -1,0 +1,107 @@
+"""The benchmark report: intervals against a direct numpy computation, the Pareto set, the verdict,
+and the table and frontier from fixture unit folders written here (no model involved)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustattr.reports.benchmark import (
+    BenchmarkRow, Estimate, binomial_estimate, bootstrap_estimate, collect_rows, draw_frontier, format_report,
+    pareto_optimal, verdict,
+)
+
+
+def test_binomial_standard_error():
+    e = binomial_estimate(0.9, 10_000)
+    assert e.se == pytest.approx(math.sqrt(0.9 * 0.1 / 10_000))
+    assert (e.low, e.high) == pytest.approx((0.9 - 1.96 * e.se, 0.9 + 1.96 * e.se))
+    assert e.format(100, 2) == "90.00 ± 0.30"
+    assert binomial_estimate(0.5, 0).n == 0
+
+
+def test_bootstrap_matches_numpy_and_is_seeded():
+    values = [0.1, 0.5, 0.9, 0.3, float("nan"), 0.7, 0.2]
+    e = bootstrap_estimate(values, seed=3, resamples=500)
+    x = np.array([v for v in values if not math.isnan(v)])
+    means = x[np.random.default_rng(3).integers(0, x.size, size=(500, x.size))].mean(axis=1)
+    assert e.value == pytest.approx(x.mean()) and e.n == 6
+    assert (e.low, e.high) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+    assert bootstrap_estimate(values, seed=3, resamples=500) == e
+    assert bootstrap_estimate([float("nan")]).n == 0
+
+
+def test_pareto_on_a_hand_made_example():
+    # cost, score: A (1, .2) B (2, .5) C (3, .4: dominated by B) D (4, .5: dominated by B) E (8, .9) F (None)
+    costs = [1, 2, 3, 4, 8, None]
+    scores = [0.2, 0.5, 0.4, 0.5, 0.9, 1.0]
+    assert pareto_optimal(costs, scores) == [True, True, False, False, True, False]
+    assert pareto_optimal([1, 1], [0.5, 0.5]) == [True, True]  # equal points do not dominate each other
+
+
+def _est(v, half=0.02, n=100):
+    return Estimate(v, v - half, v + half, n)
+
+
+def _row(method, cost, strong_in, strong_co):
+    na = binomial_estimate(0.99, 10_000)
+    return BenchmarkRow(method, method.upper(), na, na, _est(strong_in), _est(strong_in), _est(strong_co),
+                        _est(strong_co), _est(0.9), _est(0.5), _est(0.4), cost, 0.1, 0.5, 1000, None)
+
+
+def test_verdict_match_and_closest():
+    ref = _row("ig-sum-norm", 4.0, 0.60, 0.30)
+    cheap_good = _row("lga", 0.9, 0.59, 0.29)  # within the interval (low 0.58, 0.28), at 22.5 % of the cost
+    cheap_bad = _row("ssr", 0.5, 0.50, 0.25)
+    costly = _row("igr", 2.0, 0.70, 0.40)  # better, but at 50 % of the cost
+    v = verdict([ref, cheap_good, cheap_bad, costly])
+    assert v.matches == ("lga",) and v.closest is None
+    assert set(v.pareto_co) == {"ssr", "lga", "igr"} and set(v.pareto_in) == {"ssr", "lga", "igr"}
+    v = verdict([ref, cheap_bad, costly])
+    assert v.matches == () and v.closest == ("ssr", pytest.approx(0.08), pytest.approx(0.03))
+    assert verdict([ref, costly]).closest is None
+    assert verdict([cheap_bad]).reference is None
+
+
+def _write_unit(folder: Path, method: str, *, cost: float | None, rows: list[tuple], certified: list[float]) -> None:
+    folder.mkdir(parents=True)
+    unit = {"method": method, "init_from": None,
+            "cost": {"total_train_core_seconds": cost, "train_steps": 100, "seconds_per_step": 0.5,
+                     "eval_core_seconds": {"eval_pgd": 36.0, "eval_attribution_strong": 360.0, "eval_certify": 3.6}}}
+    (folder / "unit.json").write_text(json.dumps(unit))
+    (folder / "eval_pgd.json").write_text(json.dumps({"natural_accuracy": 0.98, "adversarial_accuracy": 0.5,
+                                                      "num_examples": 10_000}))
+    with open(folder / "eval_attribution_strong_examples.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "correct", "intersection", "kendall", "label_kept", "cosine", "lens_recall"])
+        w.writerows(rows)
+    with open(folder / "eval_certify_examples.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "correct", "certified_top_k_intersection"])
+        w.writerows([(i, 1, c) for i, c in enumerate(certified)] + [(len(certified), 0, "nan")])
+
+
+def test_report_from_unit_folders(tmp_path):
+    rows = [(0, 1, 0.4, 0.2, 1, 0.9, 0.5), (1, 1, 1.0, 1.0, 0, 1.0, 1.0), (2, 0, "nan", "nan", 0, "nan", "nan"),
+            (3, 1, 0.6, 0.4, 1, 0.8, 0.7)]
+    _write_unit(tmp_path / "natural", "natural", cost=360.0, rows=rows, certified=[0.3, 0.5])
+    _write_unit(tmp_path / "ig-sum-norm", "ig-sum-norm", cost=36_000.0, rows=rows, certified=[0.6])
+    (tmp_path / "madry").mkdir()  # not finished: no unit.json, left out
+    table = collect_rows([tmp_path / m for m in ("natural", "madry", "ig-sum-norm")])
+    assert [r.method for r in table] == ["natural", "ig-sum-norm"]
+    nat = table[0]
+    assert nat.strong_in.value == pytest.approx((0.4 + 1.0 + 0.6) / 3)  # failures scored as 1
+    assert nat.strong_in_dropped.value == pytest.approx(0.5)  # the label-keeping failure dropped
+    assert nat.strong_co_dropped.value == pytest.approx(0.3) and nat.lens_recall.n == 3
+    assert nat.certified_in.value == pytest.approx(0.4) and nat.train_core_hours == pytest.approx(0.1)
+    assert nat.natural_accuracy.se == pytest.approx(math.sqrt(0.98 * 0.02 / 10_000))
+    text = format_report(table, "mnist", notes=["- a note"])
+    assert "| NATURAL | 98.00 ± 0.14 | 50.00 ± 0.50 |" in text
+    assert "| IG-SUM-NORM |" in text and "10.000 |" in text and "- a note" in text
+    assert "Closest: NATURAL" in text or "Reaches IG-SUM-NORM" in text
+    assert draw_frontier(table, tmp_path / "frontier.png").stat().st_size > 1000
