@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from robustattr.errors import BAD_PATH_ERRNOS, FileSystemError, TrainingError, UserInputError
 
@@ -230,27 +231,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p.add_argument("--root", help="dataset cache folder")
     demo_p.set_defaults(func=_cmd_demo)
 
-    repro_p = sub.add_parser("repro", help="Table 1 for one dataset: run or resume its recipes, then the report")
-    repro_p.add_argument("dataset", help="a folder of --recipes, e.g. mnist or fashion-mnist")
-    repro_p.add_argument("--methods", nargs="+", metavar="METHOD",
-                         help="units to run (default: every method with a recipe, in the order natural madry ig-norm ig-sum-norm)")
-    repro_p.add_argument("--recipes", default="configs/repro", help="recipe folder (default configs/repro)")
-    repro_p.add_argument("--results", default="results", help="artifact folder (default results)")
-    repro_p.add_argument("--force", action="store_true", help="redo units whose results are already there")
-    repro_p.add_argument("--root", help="dataset cache folder")
+    repro_p = _unit_pipeline(sub, "repro", "Table 1 for one dataset: run or resume its recipes, then the report",
+                             "configs/repro", "results", "in the order natural madry ig-norm ig-sum-norm")
     repro_p.set_defaults(func=_cmd_repro)
 
-    bench_p = sub.add_parser("benchmark", help="every method at one budget rule and one evaluation, cost recorded; "
-                             "run or resume the dataset's units, then the report")
-    bench_p.add_argument("dataset", help="a folder of --recipes, e.g. mnist or fashion-mnist")
-    bench_p.add_argument("--methods", nargs="+", metavar="METHOD",
-                         help="units to run (default: every method with a recipe, in the objectives registry's order)")
-    bench_p.add_argument("--recipes", default="configs/benchmark", help="recipe folder (default configs/benchmark)")
-    bench_p.add_argument("--results", default="results/benchmark", help="artifact folder (default results/benchmark)")
-    bench_p.add_argument("--force", action="store_true", help="redo units whose results are already there")
-    bench_p.add_argument("--root", help="dataset cache folder")
+    bench_p = _unit_pipeline(sub, "benchmark", "every method at one budget rule and one evaluation, cost recorded; "
+                             "run or resume the dataset's units, then the report", "configs/benchmark",
+                             "results/benchmark", "in the objectives registry's order")
     bench_p.set_defaults(func=_cmd_benchmark)
     return parser
+
+
+def _unit_pipeline(sub: Any, name: str, help_text: str, recipes: str, results: str,
+                   order: str) -> argparse.ArgumentParser:
+    """A subcommand that runs a folder of unit recipes (repro, benchmark): the same options."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("dataset", help="a folder of --recipes, e.g. mnist or fashion-mnist")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help=f"units to run (default: every method with a recipe, {order})")
+    p.add_argument("--recipes", default=recipes, help=f"recipe folder (default {recipes})")
+    p.add_argument("--results", default=results, help=f"artifact folder (default {results})")
+    p.add_argument("--force", action="store_true", help="redo units whose results are already there")
+    p.add_argument("--root", help="dataset cache folder")
+    return p
 
 
 def _quiet_other_ranks(rank: int, verbose: bool) -> None:

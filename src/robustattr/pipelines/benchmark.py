@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from robustattr.config import Config
-from robustattr.errors import UserInputError
 from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
 from robustattr.files import atomic_write_bytes
-from robustattr.json_files import read_json, record
 from robustattr.pipelines.stages import (
     attribution_is_current, certify_is_current, is_trained, pgd_is_current, train_or_resume,
 )
 from robustattr.pipelines.units import (
-    METHODS, PhaseClock, Unit, attack_overrides, figure_index, init_recipe, machine, read_recipe,
+    METHODS, PhaseClock, Unit, attack_overrides, figure_index, init_recipe, machine, finished_unit, read_recipe, select_methods,
 )
 
 __all__ = ["UNIT_FILE", "RUN_FILES", "PHASES_FILE", "run_benchmark", "run_unit"]
@@ -121,11 +119,10 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
     out = results / dataset / method
     unit_file = out / UNIT_FILE
     digest = unit_recipe.digest()  # now: an edit while the unit runs must not be credited to it
-    if not force and unit_file.is_file():
-        done = read_json(unit_file, record({}), kind="unit record", fix="delete it to run the unit again")
-        if done.get("recipe_sha256") == digest:
-            log.info("benchmark: %s/%s finished before (recipe unchanged); skipped", dataset, method)
-            return {**done, "skipped": True}
+    done = None if force else finished_unit(unit_file, digest)
+    if done is not None:
+        log.info("benchmark: %s/%s finished before (recipe unchanged); skipped", dataset, method)
+        return {**done, "skipped": True}
 
     run_dir = Path(cfg.model_dir)
     threads = _threads()
@@ -196,14 +193,7 @@ def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: st
     from robustattr.reports.benchmark import collect_rows, draw_frontier, format_report
 
     recipes, results = Path(recipes), Path(results)
-    # Default: every method with a recipe for the dataset, in the registry's order (NATURAL first,
-    # so the units fine-tuned from it find it trained).
-    methods = list(methods or [m for m in METHODS if (recipes / dataset / f"{m}.json").is_file()] or METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UserInputError(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    for method in methods:
-        _recipe(recipes, dataset, method, data_root)  # every recipe checked before hours of work start
+    methods = select_methods(recipes, dataset, methods, lambda m: _recipe(recipes, dataset, m, data_root))
     lines = []
     for method in methods:
         unit = run_unit(dataset, method, recipes=recipes, results=results, data_root=data_root, force=force)

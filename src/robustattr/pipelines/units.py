@@ -101,6 +101,33 @@ def read_recipe(recipes: Path, dataset: str, method: str, data_root: str | None,
     return Unit(path, Path(recipe["preset"]), train_cfg, eval_cfg, strong_cfg, certify_cfg)
 
 
+def select_methods(recipes: Path, dataset: str, methods: Sequence[str] | None,
+                   check: Callable[[str], Any]) -> list[str]:
+    """The units to run: ``methods``, or every method with a recipe for the dataset, in the
+    registry's order (NATURAL first, so the units fine-tuned from it find it trained). ``check``
+    reads each recipe, so that a bad one is refused before hours of work start.
+
+    Raises:
+        UserInputError: an unknown method (naming the registry's), or what ``check`` raises.
+    """
+    chosen = list(methods or [m for m in METHODS if (recipes / dataset / f"{m}.json").is_file()] or METHODS)
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        raise UserInputError(f"unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    for method in chosen:
+        check(method)
+    return chosen
+
+
+def finished_unit(unit_file: Path, digest: str) -> dict[str, Any] | None:
+    """The content of ``unit_file`` (a unit's ``unit.json``) when it records ``digest``, the current
+    recipe's: the unit is finished. None when it is absent or from another recipe."""
+    if not unit_file.is_file():
+        return None
+    done = read_json(unit_file, record({}), kind="unit record", fix="delete it to run the unit again")
+    return done if done.get("recipe_sha256") == digest else None
+
+
 def machine() -> dict[str, Any]:
     """Where a unit ran: torch version and threads, CPU, cores, device, the 1-minute load average."""
     import torch
