@@ -202,10 +202,10 @@ def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: st
     folder = results / dataset
     finished = [m for m in METHODS if (folder / m / UNIT_FILE).is_file()]
     rows = collect_rows([folder / m for m in finished])
-    notes = [f"frontier figure: {draw_frontier(rows, folder / 'frontier.png', title=dataset).name}" if rows
-             else "frontier figure not drawn: no unit is finished"]
+    notes = [f"- frontier figure: {draw_frontier(rows, folder / 'frontier.png', title=dataset).name}" if rows
+             else "- frontier figure not drawn: no unit is finished"]
     units = [(m, _recipe(recipes, dataset, m, data_root)) for m in finished if (recipes / dataset / f"{m}.json").is_file()]
-    notes.append(_methods_figure(dataset, units, results))
+    notes.append(f"- {_methods_figure(dataset, units, results)}")
     text = format_report(rows, dataset, notes=[*lines, *notes])
     atomic_write_bytes(folder / "report.md", text.encode())
     return text
