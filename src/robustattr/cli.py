@@ -98,8 +98,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:
-    from robustattr.pipelines.figure import write_figure
+    from robustattr.pipelines.figure import write_convergence, write_figure
 
+    if args.convergence:
+        if args.out and len(args.runs) > 1:
+            raise UserInputError("--out names one file: give one RUN_DIR with --convergence --out")
+        for run in args.runs:
+            print(write_convergence(run, args.out))
+        return 0
     print(write_figure(args.runs, index=args.index, out=args.out, curves=args.curves, overrides=args.set,
                        attack=args.attack))
     return 0
@@ -224,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "evaluation's attacks; faithful: the run's configured attack")
     figure_p.add_argument("--curves", action="store_true",
                           help="draw training curves from metrics.jsonl instead of the attack panel")
+    figure_p.add_argument("--convergence", action="store_true",
+                          help="instead: the strong evaluation's running worst case against steps and walks, "
+                          "from RUN_DIR/eval_attribution_strong.json (default RUN_DIR/figure_convergence.png)")
     figure_p.set_defaults(func=_cmd_figure)
 
     demo_p = sub.add_parser("demo", help="MNIST end to end: NATURAL vs IG-NORM, table and figure")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from robustattr.cli import main
-from robustattr.pipelines.benchmark import PHASES_FILE, RUN_FILES, UNIT_FILE
+from robustattr.pipelines.benchmark import CONVERGENCE_FIGURE, PHASES_FILE, RUN_FILES, UNIT_FILE
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -60,6 +60,9 @@ def test_benchmark_runs_records_cost_and_skips_finished_units(mnist_root, tmp_pa
     assert "| NATURAL |" in text and "| LGA |" in text and "## Verdict" in text
     assert "ig-sum-norm unit is not finished" in text
     assert (results / "mnist" / "frontier.png").is_file() and (results / "mnist" / "figure-methods.png").is_file()
+    # Every finished unit's strong evaluation drawn converging (issue 22, item 2), named in the report.
+    assert all((results / "mnist" / m / CONVERGENCE_FIGURE).stat().st_size > 0 for m in ("natural", "lga"))
+    assert f"<method>/{CONVERGENCE_FIGURE} for natural, lga" in text
     for method in ("natural", "lga"):
         out = results / "mnist" / method
         assert {p.name for p in out.iterdir()} >= {*RUN_FILES, UNIT_FILE}

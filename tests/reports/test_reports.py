@@ -169,6 +169,17 @@ def test_convergence_plot_is_drawn_from_the_result_and_an_old_result_is_refused(
         draw_convergence({k: v for k, v in strong.items() if k != "convergence"}, tmp_path / "old.png")
 
 
+def test_figure_convergence_draws_it_from_the_cli_and_a_run_without_one_exits_2(evaluated_run, tmp_path, capsys):
+    run = Path(shutil.copytree(evaluated_run, tmp_path / "run"))
+    assert cli.main(["figure", str(run), "--convergence"]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "figure_convergence.png")
+    assert (run / "figure_convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (run / "eval_attribution_strong.json").unlink()
+    assert cli.main(["figure", str(run), "--convergence"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "eval_attribution_strong.json" in err and "Traceback" not in err
+
+
 def test_the_report_shows_the_certificate_beside_the_attack_on_the_smoothed_map(tmp_path) -> None:
     from robustattr.reports import collect_rows, format_rows
 

@@ -46,6 +46,8 @@ PHASES_FILE = "benchmark_phases.json"
 RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution_strong.json",
              "eval_attribution_strong_examples.csv", "eval_certify.json", "eval_certify_examples.csv")
 EVAL_PHASES = ("eval_pgd", "eval_attribution_strong", "eval_certify")
+#: Drawn in each finished unit's results folder from its strong result file, at every report.
+CONVERGENCE_FIGURE = "convergence.png"
 
 
 def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> Unit:
@@ -168,6 +170,19 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
     return unit
 
 
+def _convergence_figure(folder: Path) -> bool:
+    """Draw ``folder/convergence.png`` from the unit's strong result file; False when it has none
+    (or a file from before the convergence object)."""
+    from robustattr.evaluation import STRONG_RESULT_FILE
+    from robustattr.pipelines.figure import write_convergence
+
+    strong = folder / STRONG_RESULT_FILE
+    if not strong.is_file() or "convergence" not in read_result(strong, ATTRIBUTION_RESULT):
+        return False
+    write_convergence(folder, folder / CONVERGENCE_FIGURE)
+    return True
+
+
 def _methods_figure(dataset: str, units: list[tuple[str, Unit]], results: Path) -> str:
     """One test image attacked under every finished unit's model; a note when it cannot be drawn."""
     from robustattr.evaluation import STRONG_EXAMPLES_FILE
@@ -204,6 +219,10 @@ def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: st
     rows = collect_rows([folder / m for m in finished])
     notes = [f"- frontier figure: {draw_frontier(rows, folder / 'frontier.png', title=dataset).name}" if rows
              else "- frontier figure not drawn: no unit is finished"]
+    drawn = [m for m in finished if _convergence_figure(folder / m)]
+    if drawn:
+        notes.append(f"- the strong evaluation's convergence (running worst case against steps and walks): "
+                     f"<method>/{CONVERGENCE_FIGURE} for {', '.join(drawn)}")
     units = [(m, _recipe(recipes, dataset, m, data_root)) for m in finished if (recipes / dataset / f"{m}.json").is_file()]
     notes.append(f"- {_methods_figure(dataset, units, results)}")
     text = format_report(rows, dataset, notes=[*lines, *notes])

@@ -5,7 +5,8 @@ with the strong evaluation, drawing the perturbation of the lowest Kendall's τ 
 members (``attack="strong"``), or with the run's own faithful attack (``attack="faithful"``). The
 panel holds the image, its IG map, the attacked image and its IG map, with their top-k
 intersection and Kendall's τ, and says when no attack moved the map: an unchanged image is never
-shown as an attacked one. Drawing is ``reports.figures``' job.
+shown as an attacked one. ``write_convergence`` draws a run's strong evaluation converging (its
+running worst case against steps and against walks). Drawing is ``reports.figures``' job.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from robustattr.attacks.attribution_attack import attribution_attack
 from robustattr.attacks.settings import STRONG, AttackSettings
 from robustattr.config import load_run_or_config
 from robustattr.data.catalog import DATASETS
-from robustattr.reports.figures import Panel, draw_attack_panels, draw_training_curves
+from robustattr.evaluation import STRONG_RESULT_FILE
+from robustattr.evaluation.results import ATTRIBUTION_RESULT, read_result
+from robustattr.reports.figures import Panel, draw_attack_panels, draw_convergence, draw_training_curves
 from robustattr.run_lock import run_dir_lock
 from robustattr.training.objectives import REGISTRY
 
-__all__ = ["ATTACKS", "compute_panel", "write_figure"]
+__all__ = ["ATTACKS", "compute_panel", "write_convergence", "write_figure"]
 
 ATTACKS = ("strong", "faithful")
 
@@ -42,7 +45,7 @@ def compute_panel(cfg: Any, index: int, attack: str = "strong") -> Panel:
         raise UserInputError(f"--attack {attack!r} is not supported; choose from {', '.join(ATTACKS)}")
     model, _meta, split, _n, device = load_model_and_data(cfg)
     if not 0 <= index < len(split):
-        raise UserInputError(f"--index {index} is outside the test set (0..{len(split) - 1})")
+        raise UserInputError(f"--index {index} is outside the {cfg.eval_split} split (0..{len(split) - 1})")
     info = cfg.dataset_info()
     x, y = split.batch(torch.tensor([index]))
     x, y = x.to(device), y.to(device)
@@ -102,3 +105,14 @@ def write_figure(run_dirs: list[str | Path], *, index: int | None = None, out: s
             index = dataset.figure_index if dataset else 0
         panels = [compute_panel(cfg, index, attack) for cfg in configs]
         return draw_attack_panels(panels, out or first / f"figure_attack_{index}.png")
+
+
+def write_convergence(folder: str | Path, out: str | Path | None = None) -> Path:
+    """``robustattr figure --convergence``: the strong evaluation's running worst case (mean IN and
+    CO) against steps and against walks, from ``folder/eval_attribution_strong.json`` (a run
+    directory or a results folder), to ``out`` (default ``folder/figure_convergence.png``)."""
+    path = Path(folder) / STRONG_RESULT_FILE
+    if not path.is_file():
+        raise UserInputError(f"{path}: not found; run `robustattr eval attribution {folder} --set "
+                             "attribution_attack_method=strong` first")
+    return draw_convergence(read_result(path, ATTRIBUTION_RESULT), out or Path(folder) / "figure_convergence.png")
