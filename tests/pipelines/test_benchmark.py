@@ -5,12 +5,13 @@ Real MNIST, tiny budgets; the shipped recipes load and keep the one evaluation."
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from robustattr.cli import main
-from robustattr.pipelines.benchmark import CONVERGENCE_FIGURE, PHASES_FILE, RUN_FILES, UNIT_FILE
+from robustattr.pipelines.benchmark import CONVERGENCE_FIGURE, FIGURE_PANEL_FILE, PHASES_FILE, RUN_FILES, UNIT_FILE
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -82,6 +83,21 @@ def test_benchmark_runs_records_cost_and_skips_finished_units(mnist_root, tmp_pa
         assert unit["results"]["natural_accuracy"] is not None
     natural_cost = _unit(results, "natural")["cost"]["train_core_seconds"]
     assert lga["cost"]["total_train_core_seconds"] == pytest.approx(lga["cost"]["train_core_seconds"] + natural_cost, abs=0.2)
+
+    # Each unit keeps its row of the figure, so the figure is drawn again when the checkpoints are gone.
+    for method in ("natural", "lga"):
+        assert _unit(results, method)["phases"]["figure_panel"]["status"].startswith("drawn (test image")
+    (results / "mnist" / "figure-methods.png").unlink()
+    stashed = shutil.move(str(runs), str(tmp_path / "runs-elsewhere"))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "from the kept panels" in capsys.readouterr().out
+    assert (results / "mnist" / "figure-methods.png").is_file()
+    shutil.move(stashed, str(runs))
+    # A unit finished before panels were kept gets its panel while its checkpoint is at hand.
+    (results / "mnist" / "lga" / FIGURE_PANEL_FILE).unlink()
+    assert main([*args, "--methods", "lga"]) == 0
+    assert (results / "mnist" / "lga" / FIGURE_PANEL_FILE).is_file()
 
     # Finished units are skipped: nothing in the run directories changes.
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()}

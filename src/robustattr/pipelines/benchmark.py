@@ -43,8 +43,12 @@ UNIT_FILE = "unit.json"
 #: Written in the run directory: the phase times, so that a resumed unit (and a unit fine-tuned from
 #: this run) knows what the training cost.
 PHASES_FILE = "benchmark_phases.json"
+#: One row of the figure with every method (the dataset's figure image attacked by the strong
+#: evaluation), kept so that the figure can be drawn in a later session, when the checkpoints are gone.
+FIGURE_PANEL_FILE = "figure_panel.npz"
 RUN_FILES = ("config.json", "metrics.jsonl", "eval_pgd.json", "eval_attribution_strong.json",
-             "eval_attribution_strong_examples.csv", "eval_certify.json", "eval_certify_examples.csv")
+             "eval_attribution_strong_examples.csv", "eval_certify.json", "eval_certify_examples.csv",
+             FIGURE_PANEL_FILE)
 EVAL_PHASES = ("eval_pgd", "eval_attribution_strong", "eval_certify")
 #: Drawn in each finished unit's results folder from its strong result file, at every report.
 CONVERGENCE_FIGURE = "convergence.png"
@@ -124,6 +128,9 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
     done = None if force else finished_unit(unit_file, digest)
     if done is not None:
         log.info("benchmark: %s/%s finished before (recipe unchanged); skipped", dataset, method)
+        if not (out / FIGURE_PANEL_FILE).is_file() and is_trained(cfg):  # a unit finished before panels were kept
+            log.info("benchmark: %s/%s figure panel: %s", dataset, method,
+                     _figure_panel(strong_cfg, dataset, out / FIGURE_PANEL_FILE))
         return {**done, "skipped": True}
 
     run_dir = Path(cfg.model_dir)
@@ -140,6 +147,8 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
           else (evaluate_attribution(strong_cfg) and "evaluated"))
     phase("eval_certify", lambda: "reused" if certify_is_current(certify_cfg)
           else (evaluate_certificate(certify_cfg) and "evaluated"))
+    phase("figure_panel", lambda: "reused" if (run_dir / FIGURE_PANEL_FILE).is_file()
+          else _figure_panel(strong_cfg, dataset, run_dir / FIGURE_PANEL_FILE))
     phases = phase.phases
 
     out.mkdir(parents=True, exist_ok=True)
@@ -170,6 +179,39 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
     return unit
 
 
+def _figure_panel(strong_cfg: Config, dataset: str, out: Path) -> str:
+    """Attack the dataset's figure image (``DatasetInfo.figure_index``) with the strong evaluation and
+    keep its row at ``out``; the status in words (a misclassified image is not attacked, so no row)."""
+    from robustattr.data.catalog import DATASETS
+    from robustattr.errors import UserInputError
+    from robustattr.pipelines.figure import compute_panel
+    from robustattr.reports.figures import save_panel
+
+    index = DATASETS[dataset].figure_index if dataset in DATASETS else 0
+    try:
+        panel = compute_panel(strong_cfg, index, "strong")
+    except UserInputError as exc:  # misclassified: this model gets no row
+        return f"no panel: {exc}"
+    save_panel(panel, out, index=index)
+    return f"drawn (test image {index})"
+
+
+def _saved_panels_figure(dataset: str, methods: list[str], results: Path) -> str | None:
+    """The figure with every method from the units' kept panels (no checkpoint needed); None when
+    some finished unit has no panel."""
+    from robustattr.reports.figures import draw_attack_panels, load_panel
+
+    files = [results / dataset / m / FIGURE_PANEL_FILE for m in methods]
+    if not methods or not all(f.is_file() for f in files):
+        return None
+    loaded = [load_panel(f) for f in files]
+    indices = sorted({i for i, _ in loaded})
+    if len(indices) != 1:
+        return f"attack figure with every method not drawn: the kept panels show different test images {indices}"
+    figure = draw_attack_panels([p for _, p in loaded], results / dataset / "figure-methods.png")
+    return f"attack figure (test image {indices[0]}, one row per method, from the kept panels): {figure.name}"
+
+
 def _convergence_figure(folder: Path) -> bool:
     """Draw ``folder/convergence.png`` from the unit's strong result file; False when it has none
     (or a file from before the convergence object)."""
@@ -188,9 +230,12 @@ def _methods_figure(dataset: str, units: list[tuple[str, Unit]], results: Path) 
     from robustattr.evaluation import STRONG_EXAMPLES_FILE
     from robustattr.pipelines.figure import write_figure
 
-    missing = [m for m, unit in units if not is_trained(unit.train)]
     if not units:
         return "attack figure not drawn: no unit is finished"
+    saved = _saved_panels_figure(dataset, [m for m, _ in units], results)
+    if saved is not None:
+        return saved
+    missing = [m for m, unit in units if not is_trained(unit.train)]
     if missing:
         return f"attack figure with every method not drawn: no checkpoint here for {', '.join(missing)}"
     index = figure_index(dataset, [results / dataset / m for m, _ in units], STRONG_EXAMPLES_FILE)

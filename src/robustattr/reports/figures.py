@@ -15,7 +15,7 @@ from robustattr.files import atomic_file
 from robustattr.errors import UserInputError
 from robustattr.run_files import read_metrics
 
-__all__ = ["Panel", "draw_attack_panels", "draw_training_curves", "draw_convergence"]
+__all__ = ["Panel", "draw_attack_panels", "draw_training_curves", "draw_convergence", "save_panel", "load_panel"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,31 @@ class Panel:
     predicted_adv: int
     moved: bool = True
     attack: str = ""
+
+
+_PANEL_ARRAYS = ("image", "saliency", "image_adv", "saliency_adv")
+
+
+def save_panel(panel: Panel, out: str | Path, *, index: int) -> Path:
+    """Keep one row of an attack figure as an ``.npz`` (its four arrays, float32, and its numbers),
+    so that a figure with a row per model can be drawn after the checkpoints are gone. ``index``:
+    the test image's, recorded beside it (rows of one figure must show the same image)."""
+    fields = {k: np.asarray(getattr(panel, k), dtype=np.float32) for k in _PANEL_ARRAYS}
+    scalars = {k: np.asarray(getattr(panel, k)) for k in ("label", "intersection", "kendall", "true_label",
+                                                          "predicted_adv", "moved", "attack")}
+    with atomic_file(Path(out), "wb") as f:
+        np.savez_compressed(f, index=np.asarray(index), **fields, **scalars)
+    return Path(out)
+
+
+def load_panel(path: str | Path) -> tuple[int, Panel]:
+    """(test image index, :class:`Panel`) from a :func:`save_panel` file."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        return int(z["index"]), Panel(
+            label=str(z["label"]), **{k: z[k] for k in _PANEL_ARRAYS},
+            intersection=float(z["intersection"]), kendall=float(z["kendall"]), true_label=int(z["true_label"]),
+            predicted_adv=int(z["predicted_adv"]), moved=bool(z["moved"]), attack=str(z["attack"]),
+        )
 
 
 def _pyplot():
