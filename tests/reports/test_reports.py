@@ -91,7 +91,7 @@ def test_figure_draws_one_row_per_run(evaluated_run, tmp_path, capsys):
 
 def test_figure_of_a_misclassified_or_missing_index_exits_2(evaluated_run, capsys):
     assert cli.main(["figure", str(evaluated_run), "--index", "123456"]) == 2
-    assert "outside the test set" in capsys.readouterr().err
+    assert "outside the test split (0..9999)" in capsys.readouterr().err
 
 
 def test_training_curves(evaluated_run, tmp_path):
