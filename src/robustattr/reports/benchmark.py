@@ -327,6 +327,10 @@ def draw_frontier(rows: Sequence[BenchmarkRow], out: str | Path, *, title: str =
         if len(front) > 1:
             ax.step([c for c, _ in front], [s for _, s in front], where="post", color="tab:red", lw=1, alpha=0.6)
         ax.set_xscale("log")
+        # Minor tick labels on a log axis spanning under two decades overprint each other.
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training cost (core-hours, log scale)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
