@@ -59,7 +59,20 @@ def parse():
     missing = [f for f in needed if not Path(f).is_file()]
     if missing:
         p.error(f"no such file: {', '.join(missing)}")  # one line, exit 2
+    resumed = Path(args.out) / CSV_NAME
+    if args.resume and args.compare is None and resumed.is_file():
+        with open(resumed, newline="") as f:
+            found = next(csv.reader(f), [])
+        if found != csv_header(args.restarts):  # appending rows of another width would corrupt the file
+            p.error(f"{resumed}: its columns ({len(found)}) are not those of a run with --restarts {args.restarts} "
+                    f"({len(csv_header(args.restarts))}); move it aside or drop --resume")
     return args
+
+
+def csv_header(restarts):
+    """The per-image CSV's columns: the worst case over all walks, then each walk's own (walk 0 the clean one)."""
+    return (["index", "intersection", "kendall", "label_kept"]
+            + [f"walk{j}_{m}" for j in range(restarts + 1) for m in ("intersection", "kendall")])
 
 
 def settings_for(args):
@@ -153,6 +166,7 @@ def attack_run(args):
     walker = Walker(model, s)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     rows, seconds, misclassified, first = [], [], 0, 0
+    header = csv_header(args.restarts)
     if args.resume and (out / CSV_NAME).is_file():  # an interrupted run: its rows stand, the walk goes on after them
         rows = [(int(r["index"]), float(r["intersection"]), float(r["kendall"]), r["label_kept"] == "1")
                 for r in csv.DictReader(open(out / CSV_NAME))]
@@ -161,8 +175,7 @@ def attack_run(args):
     with open(out / CSV_NAME, "a" if first else "w", newline="") as f:
         w = csv.writer(f)
         if not first:
-            w.writerow(["index", "intersection", "kendall", "label_kept"]
-                       + [f"walk{j}_{m}" for j in range(args.restarts + 1) for m in ("intersection", "kendall")])
+            w.writerow(header)
         for i in range(first, len(y_all)):
             x, y = x_all[i:i + 1].float(), int(y_all[i])
             with torch.no_grad():
