@@ -1,0 +1,84 @@
+"""Direction reuse in the strong portfolio's random-start walks on validation images against the independent
+attack's CSV (issue 22, item 7, sixth pass: docs/attribution-evaluation.md). The exact script that
+wrote direction_reuse_variants.json here.
+
+It needs the engine patch beside it (``WalkMember.direction_every``, not kept in the package: it did
+not help): ``git apply results/independent/validation/direction_reuse.patch``.
+
+usage: direction_reuse_variants.py RUN IND_CSV OUT_JSON VARIANT [VARIANT ...] [--images N]
+VARIANT: base (the shipped portfolio) | rs_every{k} (below)
+"""
+import argparse, csv, dataclasses, json, sys, time
+import numpy as np
+import torch
+
+from robustattr import data
+from robustattr.attacks import AttackSettings, attribution_attack
+from robustattr.attacks import strong_attribution as sa
+from robustattr.checkpoints import load_run_model
+from robustattr.config import load_run_or_config
+
+torch.set_num_threads(1)
+p = argparse.ArgumentParser()
+p.add_argument("run"); p.add_argument("ind"); p.add_argument("out"); p.add_argument("variants", nargs="+")
+p.add_argument("--images", type=int, default=40); p.add_argument("--batch", type=int, default=20)
+a = p.parse_args()
+
+cfg = load_run_or_config(a.run)
+model, _ = load_run_model(cfg, device="cpu"); model.eval()
+for q in model.parameters():
+    q.requires_grad_(False)
+x_all, y_all = data.load(cfg.dataset, "validation").batch(slice(0, a.images))
+S = AttackSettings(epsilon=0.3, step_size=0.01, steps=100, n_steps=10, k_top=200, eval_k_top=100, method="topK",
+                   budget="standard", seed=cfg.random_seed, chunk_size=10)
+ind = {int(r["index"]): r for r in csv.DictReader(open(a.ind))}
+orig_portfolio = sa.portfolio
+
+
+def variant(name):
+    """base | rs_every{k}: the random-start topK walks move and are scored at every iteration with the
+    base step, taking a fresh direction every k-th (``WalkMember.direction_every``)."""
+    base = orig_portfolio(2, None, 0.9)
+    if name == "base":
+        return base
+    k = int(name.removeprefix("rs_every"))
+    return tuple(dataclasses.replace(w, stride=1, phase=0, direction_every=k)
+                 if w.name.startswith("topK_random_start") else w for w in base)
+
+
+def cost(members, n=10, t_dir=0.817, t_map=0.303):
+    """Moves per iteration in faithful-move units (bench: direction 0.817 s, map 0.303 s at n=20)."""
+    c = 0.0
+    for m in members:
+        pts = m.direction_n_steps or n
+        d = 0.0 if m.kind.objective is None else t_dir * pts / n
+        c += (d / m.direction_every + t_map) / (t_dir + t_map) / m.stride
+    return c
+
+
+results = json.load(open(a.out)) if __import__("os").path.exists(a.out) else {}
+for name in a.variants:
+    members = variant(name)
+    sa.portfolio = lambda *args, _m=members, **kw: _m
+    began = time.perf_counter()
+    rows = {}
+    for s0 in range(0, a.images, a.batch):
+        x, y = x_all[s0:s0 + a.batch].float(), y_all[s0:s0 + a.batch]
+        ids = list(range(s0, s0 + x.shape[0]))
+        r = sa.strong_attribution_attack(model, x, y, S, example_ids=ids)
+        for i, k in enumerate(ids):
+            if bool(r.attacked[i]):
+                rows[k] = (float(r.intersection[i]), float(r.kendall[i]),
+                           {m: float(r.member_values["kendall"][j, i]) for j, m in enumerate(r.members)})
+    secs = time.perf_counter() - began
+    common = sorted(set(rows) & set(ind))
+    res = {"strides": [m.stride for m in members], "points": [m.direction_n_steps for m in members],
+           "cost_extra_walks": cost(members[1:]), "seconds": secs, "images": len(common)}
+    for mi, metric in enumerate(("intersection", "kendall")):
+        s = np.array([rows[k][mi] for k in common]); b = np.array([float(ind[k][metric]) for k in common])
+        res[metric] = {"strong": s.mean(), "independent": b.mean(), "lowered_by": s.mean() - np.minimum(s, b).mean(),
+                       "share_at_or_below": float(np.mean(s <= b + 1e-6))}
+    res["member_kendall"] = {m: float(np.mean([rows[k][2][m] for k in common])) for m in rows[common[0]][2]}
+    results[name] = res
+    print(name, json.dumps({k: v for k, v in res.items() if k != "member_kendall"}, default=float), flush=True)
+    json.dump(results, open(a.out, "w"), indent=1, default=float)
