@@ -8,12 +8,12 @@ not help): ``git apply results/independent/validation/direction_reuse.patch``.
 usage: direction_reuse_variants.py RUN IND_CSV OUT_JSON VARIANT [VARIANT ...] [--images N]
 VARIANT: base (the shipped portfolio) | rs_every{k} (below)
 """
-import argparse, csv, dataclasses, json, sys, time
+import argparse, csv, dataclasses, json, time
 import numpy as np
 import torch
 
 from robustattr import data
-from robustattr.attacks import AttackSettings, attribution_attack
+from robustattr.attacks import AttackSettings
 from robustattr.attacks import strong_attribution as sa
 from robustattr.checkpoints import load_run_model
 from robustattr.config import load_run_or_config
