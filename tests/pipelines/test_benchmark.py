@@ -83,6 +83,10 @@ def test_benchmark_runs_records_cost_and_skips_finished_units(mnist_root, tmp_pa
         assert unit["results"]["natural_accuracy"] is not None
     natural_cost = _unit(results, "natural")["cost"]["train_core_seconds"]
     assert lga["cost"]["total_train_core_seconds"] == pytest.approx(lga["cost"]["train_core_seconds"] + natural_cost, abs=0.2)
+    natural_cpu = _unit(results, "natural")["cost"]["train_cpu_seconds"]
+    assert lga["cost"]["init_from_train_cpu_seconds"] == pytest.approx(natural_cpu, abs=0.2)
+    assert lga["cost"]["total_train_cpu_seconds"] == pytest.approx(lga["cost"]["train_cpu_seconds"] + natural_cpu, abs=0.2)
+    assert all(lga["cost"]["eval_cpu_seconds"][p] >= 0 for p in ("eval_pgd", "eval_attribution_strong", "eval_certify"))
 
     # Each unit keeps its row of the figure, so the figure is drawn again when the checkpoints are gone.
     for method in ("natural", "lga"):

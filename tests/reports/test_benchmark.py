@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from robustattr.reports.benchmark import (
+    train_cost_seconds,
     BenchmarkRow, Estimate, binomial_estimate, bootstrap_estimate, collect_rows, draw_frontier, format_report,
     pareto_optimal, verdict,
 )
@@ -105,3 +106,23 @@ def test_report_from_unit_folders(tmp_path):
     assert "| IG-SUM-NORM |" in text and "10.000 |" in text and "- a note" in text
     assert "Closest: NATURAL" in text or "Reaches IG-SUM-NORM" in text
     assert draw_frontier(table, tmp_path / "frontier.png").stat().st_size > 1000
+
+
+def test_cost_axis_is_cpu_time_not_wall_time_under_load(tmp_path):
+    # A unit that shared its core with a third process: 3,473 s of wall × threads, 3,088 s of CPU time.
+    loaded = {"train_core_seconds": 3473.1, "train_cpu_seconds": 3088.3, "init_from_train_core_seconds": 72.2,
+              "total_train_core_seconds": 3545.3}
+    assert train_cost_seconds(loaded) == pytest.approx(3088.3 + 72.2)  # before init's CPU time was recorded
+    assert train_cost_seconds({**loaded, "init_from_train_cpu_seconds": 72.1}) == pytest.approx(3160.4)
+    assert train_cost_seconds({**loaded, "total_train_cpu_seconds": 3160.0}) == 3160.0
+    assert train_cost_seconds({"total_train_core_seconds": 360.0}) == 360.0  # only wall time recorded
+    assert train_cost_seconds({}) is None
+    rows = [(0, 1, 0.4, 0.2, 1, 0.9, 0.5)]
+    _write_unit(tmp_path / "madry", "madry", cost=3545.3, rows=rows, certified=[0.3])
+    unit = json.loads((tmp_path / "madry" / "unit.json").read_text())
+    unit["cost"].update(loaded, init_from_train_cpu_seconds=72.1, total_train_cpu_seconds=3160.4)
+    (tmp_path / "madry" / "unit.json").write_text(json.dumps(unit))
+    (row,) = collect_rows([tmp_path / "madry"])
+    assert row.train_core_hours == pytest.approx(3160.4 / 3600)
+    assert row.train_wall_core_hours == pytest.approx(3545.3 / 3600)
+    assert "training wall × threads 0.985 core-h" in format_report([row], "mnist")

@@ -64,15 +64,20 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def _init_train_cost(cfg: Config) -> float | None:
-    """Training core-seconds of the run ``cfg.init_from`` names, from its phase file (None: unknown)."""
+def _init_train_cost(cfg: Config, key: str = "core_seconds") -> float | None:
+    """Training ``key`` ("core_seconds" or "cpu_seconds") of the run ``cfg.init_from`` names, from its
+    phase file (0.0 without one; None: unknown)."""
     if not cfg.init_from:
         return 0.0
     times = Path(cfg.init_from) / PHASES_FILE
     if not times.is_file():
         return None
     train = json.loads(times.read_text()).get("train", {})
-    return train.get("core_seconds")
+    return train.get(key)
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return round(a + b, 1) if a is not None and b is not None else None
 
 
 def _cost(cfg: Config, phases: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]:
@@ -81,19 +86,26 @@ def _cost(cfg: Config, phases: dict[str, dict[str, Any]], threads: int) -> dict[
     seconds over its steps: setup and checkpoints included, so it is what a step really cost here)."""
     train = phases.get("train", {})
     own = train.get("core_seconds")
+    own_cpu = train.get("cpu_seconds")
     init = _init_train_cost(cfg)
+    init_cpu = _init_train_cost(cfg, "cpu_seconds")
     steps = cfg.max_num_training_steps
     return {
         "torch_threads": threads,
         "train_steps": steps,
         "train_core_seconds": own,
-        "train_cpu_seconds": train.get("cpu_seconds"),
+        "train_cpu_seconds": own_cpu,
         "init_from_train_core_seconds": init,
+        "init_from_train_cpu_seconds": init_cpu,
         # Fine-tuned units carry the cost of the run they start from: that is what they took.
-        "total_train_core_seconds": round(own + init, 1) if own is not None and init is not None else None,
+        "total_train_core_seconds": _add(own, init),
+        # The report's cost axis: the cores' time the training really used. Wall × threads also
+        # counts the time another process held the core, so it moves with the machine's load.
+        "total_train_cpu_seconds": _add(own_cpu, init_cpu),
         "seconds_per_step": round(train["seconds"] / steps, 4) if own is not None and steps else None,
         "loop_seconds_per_step": train.get("loop_seconds_per_step"),
         "eval_core_seconds": {name: phases.get(name, {}).get("core_seconds") for name in EVAL_PHASES},
+        "eval_cpu_seconds": {name: phases.get(name, {}).get("cpu_seconds") for name in EVAL_PHASES},
     }
 
 

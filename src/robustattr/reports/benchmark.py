@@ -113,6 +113,9 @@ class BenchmarkRow:
     seconds_per_step: float | None
     train_steps: int | None
     init_from: str | None
+    #: Training wall seconds × threads, in hours (``total_train_core_seconds``): shown beside the
+    #: axis, which is CPU time; the two differ when other processes shared the cores.
+    train_wall_core_hours: float | None = None
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
@@ -142,6 +145,25 @@ def _column(rows: list[dict[str, float]], key: str) -> list[float]:
     return [r.get(key, float("nan")) for r in rows]
 
 
+def train_cost_seconds(cost: dict) -> float | None:
+    """A unit's training cost on the frontier's axis: the CPU seconds its training used, plus those
+    of the run it was fine-tuned from (``unit.json``'s ``cost``; None when not recorded).
+
+    CPU time rather than wall × threads: with one torch thread it is the core's time the training
+    really took, and it does not grow while another process holds the core. A unit written before
+    the run it starts from had its CPU time recorded falls back to that run's wall × threads."""
+    if cost.get("total_train_cpu_seconds") is not None:
+        return float(cost["total_train_cpu_seconds"])
+    own = cost.get("train_cpu_seconds")
+    init = cost.get("init_from_train_cpu_seconds")
+    if init is None:
+        init = cost.get("init_from_train_core_seconds")
+    if own is not None and init is not None:
+        return float(own) + float(init)
+    total = cost.get("total_train_core_seconds")
+    return float(total) if total is not None else None
+
+
 def _row(folder: Path) -> BenchmarkRow:
     unit = json.loads((folder / UNIT_FILE).read_text())
     method = unit["method"]
@@ -154,8 +176,10 @@ def _row(folder: Path) -> BenchmarkRow:
     kept = [r for r in strong if r.get("label_kept") == 1.0]
     certified = [r for r in _read_csv(folder / CERTIFY_CSV) if r.get("correct") == 1.0]
     cost = unit.get("cost", {})
-    train = cost.get("total_train_core_seconds")
-    evals = [v for v in (cost.get("eval_core_seconds") or {}).values() if v is not None]
+    train = train_cost_seconds(cost)
+    wall = cost.get("total_train_core_seconds")
+    evals = [v for v in (cost.get("eval_cpu_seconds") or cost.get("eval_core_seconds") or {}).values()
+             if v is not None]
     return BenchmarkRow(
         method=method, display=info.display if info else method,
         natural_accuracy=binomial_estimate(float(pgd.get("natural_accuracy", float("nan"))), n),
@@ -171,6 +195,7 @@ def _row(folder: Path) -> BenchmarkRow:
         eval_core_hours=sum(evals) / 3600 if evals else None,
         seconds_per_step=cost.get("seconds_per_step"), train_steps=cost.get("train_steps"),
         init_from=unit.get("init_from"),
+        train_wall_core_hours=wall / 3600 if wall is not None else None,
     )
 
 
@@ -285,14 +310,18 @@ def format_report(rows: Sequence[BenchmarkRow], dataset: str, *, notes: Sequence
     parts = [f"# robustattr benchmark — {dataset}", "",
              f"{len(rows)} unit(s) finished. NA/AA: % ± binomial standard error; the other columns: mean over the "
              f"attacked (correctly classified) images [95 % percentile-bootstrap interval, {BOOTSTRAP_RESAMPLES} "
-             f"resamples, seed {BOOTSTRAP_SEED}]. Training core-h: the training phase's wall time × torch "
-             "threads, plus that of the NATURAL run a fine-tuned unit starts from.", "",
+             f"resamples, seed {BOOTSTRAP_SEED}]. Training core-h: the CPU time the training phase used (one "
+             "torch thread: the core's time), plus that of the NATURAL run a fine-tuned unit starts from; the "
+             "frontier's x axis. Wall time × threads, which also counts time other processes held the cores, "
+             "is under Cost.", "",
              format_table(rows), "", "## Cost", ""]
     for r in rows:
         step = f"{r.seconds_per_step:.3f} s/step" if r.seconds_per_step is not None else "step cost not recorded"
         evals = f"{r.eval_core_hours:.2f}" if r.eval_core_hours is not None else "?"
         start = f", fine-tuned from {r.init_from}" if r.init_from else ""
-        lines = f"- {r.display}: {r.train_steps} steps at {step}{start}; evaluation {evals} core-h"
+        wall = f"{r.train_wall_core_hours:.3f}" if r.train_wall_core_hours is not None else "?"
+        lines = (f"- {r.display}: {r.train_steps} steps at {step}{start}; training wall × threads {wall} "
+                 f"core-h; evaluation {evals} core-h")
         parts.append(lines)
     parts += ["", "## Verdict", "", format_verdict(v, rows), ""]
     if notes:
