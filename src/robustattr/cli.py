@@ -130,7 +130,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from robustattr.pipelines.benchmark import run_benchmark
 
     print(run_benchmark(args.dataset, methods=args.methods, recipes=args.recipes, results=args.results,
-                        data_root=args.root, force=args.force), end="")
+                        data_root=args.root, force=args.force, at_cost=args.at_cost), end="")
     return 0
 
 
@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_p = _unit_pipeline(sub, "benchmark", "every method at one budget rule and one evaluation, cost recorded; "
                              "run or resume the dataset's units, then the report", "configs/benchmark",
                              "results/benchmark", "in the objectives registry's order")
+    bench_p.add_argument("--at-cost", action="store_true",
+                         help="instead of the units: each finished unit's recipe trained for only as many steps as "
+                              "fit 25%% of IG-SUM-NORM's training cost, with the strong evaluation (docs/benchmark.md)")
     bench_p.set_defaults(func=_cmd_benchmark)
     return parser
 

@@ -138,7 +138,7 @@ def test_shipped_recipes_load(monkeypatch) -> None:
     evaluation is the same for all: NA/AA on 10,000 test images with the preset's PGD, the strong
     evaluation at standard on the first 100 with IG n 10 and 100 steps, the certificate on 50."""
     from robustattr.config import load_config
-    from robustattr.pipelines.benchmark import _recipe
+    from robustattr.pipelines.benchmark import read_benchmark_recipe
     from robustattr.pipelines.units import METHODS
 
     monkeypatch.chdir(CONFIGS.parent)  # presets are paths relative to the working directory
@@ -147,7 +147,7 @@ def test_shipped_recipes_load(monkeypatch) -> None:
         assert sorted(p.stem for p in (recipes / dataset).glob("*.json")) == sorted(METHODS)
         certify = None
         for method in METHODS:
-            unit = _recipe(recipes, dataset, method, None)
+            unit = read_benchmark_recipe(recipes, dataset, method, None)
             paper = load_config(CONFIGS / dataset / f"{method}.json")
             assert json.loads(unit.path.read_text())["_comment"]
             for key in ("epsilon", "lambda_", "k_top", "eval_k_top", "training_objective"):

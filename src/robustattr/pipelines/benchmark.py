@@ -35,7 +35,8 @@ from robustattr.pipelines.units import (
     METHODS, PhaseClock, Unit, attack_overrides, figure_index, init_recipe, machine, finished_unit, read_recipe, select_methods,
 )
 
-__all__ = ["UNIT_FILE", "RUN_FILES", "PHASES_FILE", "run_benchmark", "run_unit"]
+__all__ = ["UNIT_FILE", "RUN_FILES", "PHASES_FILE", "read_benchmark_recipe", "run_benchmark", "run_unit", "torch_threads",
+           "train_timed", "unit_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,11 @@ EVAL_PHASES = ("eval_pgd", "eval_attribution_strong", "eval_certify")
 CONVERGENCE_FIGURE = "convergence.png"
 
 
-def _recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> Unit:
+def read_benchmark_recipe(recipes: Path, dataset: str, method: str, data_root: str | None) -> Unit:
     return read_recipe(recipes, dataset, method, data_root, certify=True)
 
 
-def _threads() -> int:
+def torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
@@ -80,7 +81,7 @@ def _add(a: float | None, b: float | None) -> float | None:
     return round(a + b, 1) if a is not None and b is not None else None
 
 
-def _cost(cfg: Config, phases: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]:
+def unit_cost(cfg: Config, phases: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]:
     """The unit's cost: training core-seconds (its own, and the run it fine-tunes from), evaluation
     core-seconds per phase, and the measured seconds per training step (the training phase's wall
     seconds over its steps: setup and checkpoints included, so it is what a step really cost here)."""
@@ -109,7 +110,7 @@ def _cost(cfg: Config, phases: dict[str, dict[str, Any]], threads: int) -> dict[
     }
 
 
-def _train_timed(cfg: Config, label: str, threads: int, clock: PhaseClock | None = None) -> str:
+def train_timed(cfg: Config, label: str, threads: int, clock: PhaseClock | None = None) -> str:
     """Train or resume ``cfg`` as the "train" phase of ``clock`` (default: the run's own phase file),
     recording the training loop's seconds per step beside the phase's time; "reused" when trained
     (the time recorded when it was trained stays)."""
@@ -131,7 +132,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
     )
 
     recipes, results = Path(recipes), Path(results)
-    unit_recipe = _recipe(recipes, dataset, method, data_root)
+    unit_recipe = read_benchmark_recipe(recipes, dataset, method, data_root)
     cfg, eval_cfg, strong_cfg = unit_recipe.train, unit_recipe.evaluate, unit_recipe.strong
     certify_cfg = cast(Config, unit_recipe.certify)  # read_recipe(certify=True) always resolves it
     out = results / dataset / method
@@ -146,14 +147,14 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
         return {**done, "skipped": True}
 
     run_dir = Path(cfg.model_dir)
-    threads = _threads()
+    threads = torch_threads()
     phase = PhaseClock(run_dir / PHASES_FILE, f"benchmark: {dataset}/{method}", threads=threads)
     found = init_recipe(cfg, recipes, dataset, data_root, certify=True)
     if found is not None:
         # Its own phase, so that the unit's training time is its own; the run it starts from gets its
         # training timed in its own phase file, where _cost reads it.
-        phase("train_init", lambda: _train_timed(found[1].train, f"benchmark: {dataset}/{found[0]}", threads))
-    _train_timed(cfg, phase.label, threads, phase)
+        phase("train_init", lambda: train_timed(found[1].train, f"benchmark: {dataset}/{found[0]}", threads))
+    train_timed(cfg, phase.label, threads, phase)
     phase("eval_pgd", lambda: "reused" if pgd_is_current(eval_cfg) else (evaluate_pgd(eval_cfg) and "evaluated"))
     phase("eval_attribution_strong", lambda: "reused" if attribution_is_current(strong_cfg)
           else (evaluate_attribution(strong_cfg) and "evaluated"))
@@ -177,7 +178,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
         "dataset": dataset, "method": method, "recipe": str(unit_recipe.path), "recipe_sha256": digest,
         "run_dir": str(run_dir), "train_steps": pgd.get("checkpoint_step"), "init_from": cfg.init_from,
         "phases": phases, "total_seconds": round(sum(p["seconds"] for p in phases.values()), 1),
-        "cost": _cost(cfg, phases, threads),
+        "cost": unit_cost(cfg, phases, threads),
         "results": {"natural_accuracy": pgd.get("natural_accuracy"), "adversarial_accuracy": pgd.get("adversarial_accuracy"),
                     "num_examples": pgd.get("num_examples"), "num_adversarial_examples": pgd.get("num_adversarial_examples"),
                     "strong": {k: strong.get(k) for k in strong_keys},
@@ -260,28 +261,39 @@ def _methods_figure(dataset: str, units: list[tuple[str, Unit]], results: Path) 
 
 def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: str | Path = "configs/benchmark",
                   results: str | Path = "results/benchmark", data_root: str | None = None,
-                  force: bool = False) -> str:
-    """Run or resume the dataset's units, then write and return its report (Markdown)."""
-    from robustattr.reports.benchmark import collect_rows, draw_frontier, format_report
+                  force: bool = False, at_cost: bool = False) -> str:
+    """Run or resume the dataset's units — with ``at_cost``, instead, the cost-matched units of the
+    finished ones (``pipelines.at_cost``) — then write and return its report (Markdown)."""
+    from robustattr.pipelines.at_cost import at_cost_folder, run_at_cost
+    from robustattr.reports.benchmark import (
+        COST_FRACTION, collect_at_cost_rows, collect_rows, draw_frontier, format_report,
+    )
 
     recipes, results = Path(recipes), Path(results)
-    methods = select_methods(recipes, dataset, methods, lambda m: _recipe(recipes, dataset, m, data_root))
-    lines = []
-    for method in methods:
-        unit = run_unit(dataset, method, recipes=recipes, results=results, data_root=data_root, force=force)
-        state = "finished before" if unit.get("skipped") else f"done in {unit['total_seconds']:.0f} s"
-        lines.append(f"- {dataset}/{method}: {state}")
+    if at_cost:
+        lines = run_at_cost(dataset, methods=methods, recipes=recipes, results=results, data_root=data_root,
+                            force=force)
+    else:
+        methods = select_methods(recipes, dataset, methods,
+                                 lambda m: read_benchmark_recipe(recipes, dataset, m, data_root))
+        lines = []
+        for method in methods:
+            unit = run_unit(dataset, method, recipes=recipes, results=results, data_root=data_root, force=force)
+            state = "finished before" if unit.get("skipped") else f"done in {unit['total_seconds']:.0f} s"
+            lines.append(f"- {dataset}/{method}: {state}")
     folder = results / dataset
     finished = [m for m in METHODS if (folder / m / UNIT_FILE).is_file()]
     rows = collect_rows([folder / m for m in finished])
-    notes = [f"- frontier figure: {draw_frontier(rows, folder / 'frontier.png', title=dataset).name}" if rows
-             else "- frontier figure not drawn: no unit is finished"]
+    cut = folder / at_cost_folder(COST_FRACTION)
+    cut_rows = collect_at_cost_rows([cut / m for m in METHODS])
+    notes = [f"- frontier figure: {draw_frontier(rows, folder / 'frontier.png', title=dataset, at_cost=cut_rows).name}"
+             if rows else "- frontier figure not drawn: no unit is finished"]
     drawn = [m for m in finished if _convergence_figure(folder / m)]
     if drawn:
         notes.append(f"- the strong evaluation's convergence (running worst case against steps and walks): "
                      f"<method>/{CONVERGENCE_FIGURE} for {', '.join(drawn)}")
-    units = [(m, _recipe(recipes, dataset, m, data_root)) for m in finished if (recipes / dataset / f"{m}.json").is_file()]
+    units = [(m, read_benchmark_recipe(recipes, dataset, m, data_root)) for m in finished if (recipes / dataset / f"{m}.json").is_file()]
     notes.append(f"- {_methods_figure(dataset, units, results)}")
-    text = format_report(rows, dataset, notes=[*lines, *notes])
+    text = format_report(rows, dataset, notes=[*lines, *notes], at_cost=cut_rows)
     atomic_write_bytes(folder / "report.md", text.encode())
     return text

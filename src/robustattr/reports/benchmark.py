@@ -15,7 +15,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,9 @@ from robustattr.files import atomic_file
 from robustattr.training.objectives import REGISTRY
 
 __all__ = ["Estimate", "BenchmarkRow", "Verdict", "binomial_estimate", "bootstrap_estimate", "pareto_optimal",
-           "collect_rows", "verdict", "format_table", "format_verdict", "format_report", "draw_frontier",
-           "REFERENCE", "COST_FRACTION", "BOOTSTRAP_SEED", "BOOTSTRAP_RESAMPLES"]
+           "collect_rows", "collect_at_cost_rows", "train_cost_seconds", "verdict", "format_table",
+           "format_at_cost_table", "format_verdict", "format_report", "draw_frontier", "REFERENCE", "COST_FRACTION",
+           "BOOTSTRAP_SEED", "BOOTSTRAP_RESAMPLES"]
 
 #: The method the verdict measures every other against, and the cost share it allows them.
 REFERENCE = "ig-sum-norm"
@@ -116,6 +117,8 @@ class BenchmarkRow:
     #: Training wall seconds × threads, in hours (``total_train_core_seconds``): shown beside the
     #: axis, which is CPU time; the two differ when other processes shared the cores.
     train_wall_core_hours: float | None = None
+    #: The share of the strong evaluation's images the model classifies correctly (binomial).
+    attacked_accuracy: Estimate | None = None
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
@@ -172,7 +175,8 @@ def _row(folder: Path) -> BenchmarkRow:
     pgd = json.loads(pgd_file.read_text()) if pgd_file.is_file() else {}
     n = int(pgd.get("num_examples") or 0)
     n_adv = int(pgd.get("num_adversarial_examples") or n)
-    strong = [r for r in _read_csv(folder / STRONG_CSV) if r.get("correct") == 1.0]
+    strong_all = _read_csv(folder / STRONG_CSV)
+    strong = [r for r in strong_all if r.get("correct") == 1.0]
     kept = [r for r in strong if r.get("label_kept") == 1.0]
     certified = [r for r in _read_csv(folder / CERTIFY_CSV) if r.get("correct") == 1.0]
     cost = unit.get("cost", {})
@@ -196,12 +200,29 @@ def _row(folder: Path) -> BenchmarkRow:
         seconds_per_step=cost.get("seconds_per_step"), train_steps=cost.get("train_steps"),
         init_from=unit.get("init_from"),
         train_wall_core_hours=wall / 3600 if wall is not None else None,
+        attacked_accuracy=binomial_estimate(len(strong) / len(strong_all), len(strong_all)) if strong_all else None,
     )
 
 
 def collect_rows(folders: Sequence[str | Path]) -> list[BenchmarkRow]:
     """One row per unit folder holding a ``unit.json`` (others are left out), in the given order."""
     return [_row(Path(f)) for f in folders if (Path(f) / UNIT_FILE).is_file()]
+
+
+def collect_at_cost_rows(folders: Sequence[str | Path]) -> list[BenchmarkRow]:
+    """One row per cost-matched unit folder (``pipelines.at_cost``) holding a ``unit.json``; its
+    ``method`` and ``display`` name the step count ("lga@2000", "LGA, 2000 steps") so that it
+    stands apart from the method's full unit. NA, AA and the certificate are not evaluated there."""
+    out = []
+    for row in collect_rows(folders):
+        steps = row.train_steps
+        out.append(replace(row, method=f"{row.method}@{steps}", display=f"{row.display}, {steps} steps"))
+    return out
+
+
+def _display(method: str) -> str:
+    info = next((i for i in REGISTRY.values() if i.slug == method), None)
+    return info.display if info else method
 
 
 def format_table(rows: Sequence[BenchmarkRow]) -> str:
@@ -253,9 +274,12 @@ def _pareto_3(rows: Sequence[BenchmarkRow]) -> list[bool]:
     return out
 
 
-def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: float = COST_FRACTION) -> Verdict:
-    """Pareto sets and whether any method reaches ``reference``'s strong IN and CO (each at least
-    the lower end of the reference's interval) at ≤ ``fraction`` of its training cost."""
+def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: float = COST_FRACTION, *,
+            at_cost: Sequence[BenchmarkRow] = ()) -> Verdict:
+    """Pareto sets (over ``rows``, the full units) and whether any method reaches ``reference``'s
+    strong IN and CO (each at least the lower end of the reference's interval) at ≤ ``fraction`` of
+    its training cost: a full unit that cheap, or a cost-matched unit (``at_cost``) whose recorded
+    cost stayed within it."""
     costs = [r.train_core_hours for r in rows]
     names = lambda flags: tuple(r.method for r, f in zip(rows, flags) if f)  # noqa: E731
     pareto_co = names(pareto_optimal(costs, [r.strong_co.value for r in rows]))
@@ -263,7 +287,7 @@ def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: 
     ref = next((r for r in rows if r.method == reference), None)
     if ref is None or ref.train_core_hours is None:
         return Verdict(pareto_co, pareto_in, names(_pareto_3(rows)), ref, (), None)
-    cheap = [r for r in rows if r.method != reference and r.train_core_hours is not None
+    cheap = [r for r in (*rows, *at_cost) if r.method != reference and r.train_core_hours is not None
              and r.train_core_hours <= fraction * ref.train_core_hours]
     gaps = {r.method: (max(0.0, ref.strong_in.low - r.strong_in.value), max(0.0, ref.strong_co.low - r.strong_co.value))
             for r in cheap if not (math.isnan(r.strong_in.value) or math.isnan(r.strong_co.value))}
@@ -276,9 +300,9 @@ def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: 
 
 
 def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = REFERENCE,
-                   fraction: float = COST_FRACTION) -> str:
+                   fraction: float = COST_FRACTION, *, at_cost: Sequence[BenchmarkRow] = ()) -> str:
     """The verdict as Markdown bullet points, numbers included."""
-    display = {r.method: r.display for r in rows}
+    display = {r.method: r.display for r in (*rows, *at_cost)}
     join = lambda ms: ", ".join(display.get(m, m) for m in ms) or "none"  # noqa: E731
     lines = [f"- Pareto-optimal for (training cost, strong CO): {join(v.pareto_co)}",
              f"- Pareto-optimal for (training cost, strong IN): {join(v.pareto_in)}",
@@ -304,9 +328,26 @@ def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = RE
     return "\n".join(lines)
 
 
-def format_report(rows: Sequence[BenchmarkRow], dataset: str, *, notes: Sequence[str] = ()) -> str:
-    """The dataset's report (Markdown): the table, the cost column's meaning, the verdict, notes."""
-    v = verdict(rows)
+def format_at_cost_table(rows: Sequence[BenchmarkRow]) -> str:
+    """The cost-matched units' Markdown table: steps, training core-h (CPU time, NATURAL's included),
+    the accuracy on the strong evaluation's images (% ± binomial se), strong IN and CO (failures = 1)
+    and the cosine and LENS recall, mean [95 % bootstrap interval]."""
+    head = ("| method | steps | training core-h | accuracy on the attacked images % | strong IN (failures = 1) "
+            "| strong CO (failures = 1) | cosine | LENS recall |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        cost = f"{r.train_core_hours:.3f}" if r.train_core_hours is not None else "not recorded"
+        accuracy = r.attacked_accuracy.format(100, 1) if r.attacked_accuracy is not None else "—"
+        lines.append("| " + " | ".join([r.display.split(",")[0], str(r.train_steps), cost, accuracy, r.strong_in.format(),
+                                        r.strong_co.format(), r.cosine.format(), r.lens_recall.format()]) + " |")
+    return "\n".join(lines)
+
+
+def format_report(rows: Sequence[BenchmarkRow], dataset: str, *, notes: Sequence[str] = (),
+                  at_cost: Sequence[BenchmarkRow] = ()) -> str:
+    """The dataset's report (Markdown): the table, the cost column's meaning, the cost-matched units'
+    table when there are any, the verdict, notes."""
+    v = verdict(rows, at_cost=at_cost)
     parts = [f"# robustattr benchmark — {dataset}", "",
              f"{len(rows)} unit(s) finished. NA/AA: % ± binomial standard error; the other columns: mean over the "
              f"attacked (correctly classified) images [95 % percentile-bootstrap interval, {BOOTSTRAP_RESAMPLES} "
@@ -323,16 +364,25 @@ def format_report(rows: Sequence[BenchmarkRow], dataset: str, *, notes: Sequence
         lines = (f"- {r.display}: {r.train_steps} steps at {step}{start}; training wall × threads {wall} "
                  f"core-h; evaluation {evals} core-h")
         parts.append(lines)
-    parts += ["", "## Verdict", "", format_verdict(v, rows), ""]
+    if at_cost:
+        parts += ["", f"## At {COST_FRACTION:.0%} of {_display(REFERENCE)}'s training cost", "",
+                  f"Each method's recipe unchanged but for its step count: as many steps as fit {COST_FRACTION:.0%} of "
+                  f"{_display(REFERENCE)}'s training cost (CPU time, less the NATURAL run it starts from and a 5 % "
+                  "margin), at the step cost its full unit measured; the same strong evaluation on the same images "
+                  "(`robustattr benchmark DATASET --at-cost`; no NA/AA or certificate).", "",
+                  format_at_cost_table(at_cost)]
+    parts += ["", "## Verdict", "", format_verdict(v, rows, at_cost=at_cost), ""]
     if notes:
         parts += ["## Units and figures", "", *notes, ""]
     return "\n".join(parts)
 
 
-def draw_frontier(rows: Sequence[BenchmarkRow], out: str | Path, *, title: str = "") -> Path:
+def draw_frontier(rows: Sequence[BenchmarkRow], out: str | Path, *, title: str = "",
+                  at_cost: Sequence[BenchmarkRow] = ()) -> Path:
     """Two panels: strong CO and strong IN (with their 95 % intervals) against training core-hours
-    (log scale); the Pareto-optimal methods filled and joined by their frontier. Rows without a
-    recorded cost are left out. Written atomically as PNG; returns the path."""
+    (log scale); the Pareto-optimal methods filled and joined by their frontier; the cost-matched
+    units (``at_cost``) as grey squares, outside the Pareto sets. Rows without a recorded cost are
+    left out. Written atomically as PNG; returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -352,6 +402,14 @@ def draw_frontier(rows: Sequence[BenchmarkRow], out: str | Path, *, title: str =
             ax.errorbar(r.train_core_hours, e.value, yerr=[[e.value - e.low], [e.high - e.value]], fmt="o",
                         color="tab:red" if best else "tab:blue", mfc="tab:red" if best else "white", capsize=3)
             ax.annotate(r.display, (r.train_core_hours, e.value), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        for r in at_cost:
+            e = get(r)
+            if r.train_core_hours is None or r.train_core_hours <= 0 or math.isnan(e.value):
+                continue
+            ax.errorbar(r.train_core_hours, e.value, yerr=[[e.value - e.low], [e.high - e.value]], fmt="s",
+                        color="tab:gray", mfc="white", capsize=3)
+            ax.annotate(r.display, (r.train_core_hours, e.value), textcoords="offset points", xytext=(5, -10),
+                        fontsize=7, color="tab:gray")
         front = sorted((c, e.value) for c, e, f in zip(costs, est, flags) if f)
         if len(front) > 1:
             ax.step([c for c, _ in front], [s for _, s in front], where="post", color="tab:red", lw=1, alpha=0.6)
@@ -363,7 +421,10 @@ def draw_frontier(rows: Sequence[BenchmarkRow], out: str | Path, *, title: str =
         ax.set_xlabel("training cost (core-hours, log scale)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"cost–robustness frontier{' — ' + title if title else ''} (filled red: Pareto-optimal)")
+    legend = "filled red: Pareto-optimal"
+    if at_cost:
+        legend += f"; grey squares: at {COST_FRACTION:.0%} of {_display(REFERENCE)}'s cost"
+    fig.suptitle(f"cost–robustness frontier{' — ' + title if title else ''} ({legend})")
     fig.tight_layout()
     with atomic_file(out, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
