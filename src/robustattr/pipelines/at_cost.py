@@ -31,10 +31,10 @@ from robustattr.evaluation.results import ATTRIBUTION_RESULT, read_result
 from robustattr.files import atomic_write_bytes
 from robustattr.json_files import read_json, record
 from robustattr.pipelines.benchmark import (
-    PHASES_FILE, UNIT_FILE, read_benchmark_recipe, torch_threads, train_timed, unit_cost,
+    PHASES_FILE, UNIT_FILE, read_benchmark_recipe, torch_threads, train_from_start_run, unit_cost,
 )
-from robustattr.pipelines.stages import attribution_is_current, is_trained
-from robustattr.pipelines.units import METHODS, PhaseClock, finished_unit, init_recipe, machine
+from robustattr.pipelines.stages import attribution_is_current
+from robustattr.pipelines.units import METHODS, PhaseClock, copy_run_files, finished_unit, machine
 
 __all__ = ["AT_COST_MARGIN", "at_cost_folder", "at_cost_steps", "run_at_cost"]
 
@@ -157,17 +157,11 @@ def _run_one(dataset: str, method: str, steps: int, budget: float, ref_cost: flo
              REFERENCE, ref_cost)
     threads = torch_threads()
     phase = PhaseClock(run_dir / PHASES_FILE, f"benchmark at cost: {dataset}/{method}", threads=threads)
-    found = init_recipe(cfg, recipes, dataset, data_root, certify=True)
-    if found is not None and not is_trained(found[1].train):  # a clean clone: NATURAL first
-        phase("train_init", lambda: train_timed(found[1].train, f"benchmark: {dataset}/{found[0]}", threads))
-    train_timed(cfg, phase.label, threads, phase)
+    train_from_start_run(cfg, recipes, dataset, data_root, phase, threads)
     phase("eval_attribution_strong", lambda: "reused" if attribution_is_current(strong_cfg)
           else (evaluate_attribution(strong_cfg) and "evaluated"))
     phases = phase.phases
-    out.mkdir(parents=True, exist_ok=True)
-    for name in _COPIED:
-        if (run_dir / name).is_file():
-            atomic_write_bytes(out / name, (run_dir / name).read_bytes())
+    copy_run_files(run_dir, out, _COPIED)
     strong = read_result(run_dir / STRONG_RESULT_FILE, ATTRIBUTION_RESULT)
     unit = {
         "dataset": dataset, "method": method, "recipe": str(unit_recipe.path), "recipe_sha256": digest,

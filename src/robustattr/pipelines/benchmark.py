@@ -32,11 +32,12 @@ from robustattr.pipelines.stages import (
     attribution_is_current, certify_is_current, is_trained, pgd_is_current, train_or_resume,
 )
 from robustattr.pipelines.units import (
-    METHODS, PhaseClock, Unit, attack_overrides, figure_index, init_recipe, machine, finished_unit, read_recipe, select_methods,
+    METHODS, PhaseClock, Unit, attack_overrides, copy_run_files, figure_index, finished_unit, init_recipe, machine,
+    read_recipe, select_methods,
 )
 
 __all__ = ["UNIT_FILE", "RUN_FILES", "PHASES_FILE", "read_benchmark_recipe", "run_benchmark", "run_unit", "torch_threads",
-           "train_timed", "unit_cost"]
+           "train_from_start_run", "train_timed", "unit_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,18 @@ def train_timed(cfg: Config, label: str, threads: int, clock: PhaseClock | None 
     return clock.phases["train"]["status"]
 
 
+def train_from_start_run(cfg: Config, recipes: Path, dataset: str, data_root: str | None, phase: PhaseClock,
+                         threads: int) -> None:
+    """Train or resume ``cfg`` as ``phase``'s "train" phase; first, as "train_init", the recipe's run
+    that ``cfg.init_from`` names (trained when missing here, else "reused")."""
+    found = init_recipe(cfg, recipes, dataset, data_root, certify=True)
+    if found is not None:
+        # Its own phase, so that the unit's training time is its own; the run it starts from gets its
+        # training timed in its own phase file, where unit_cost reads it.
+        phase("train_init", lambda: train_timed(found[1].train, f"benchmark: {dataset}/{found[0]}", threads))
+    train_timed(cfg, phase.label, threads, phase)
+
+
 def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchmark",
              results: str | Path = "results/benchmark", data_root: str | None = None,
              force: bool = False) -> dict[str, Any]:
@@ -149,12 +162,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
     run_dir = Path(cfg.model_dir)
     threads = torch_threads()
     phase = PhaseClock(run_dir / PHASES_FILE, f"benchmark: {dataset}/{method}", threads=threads)
-    found = init_recipe(cfg, recipes, dataset, data_root, certify=True)
-    if found is not None:
-        # Its own phase, so that the unit's training time is its own; the run it starts from gets its
-        # training timed in its own phase file, where _cost reads it.
-        phase("train_init", lambda: train_timed(found[1].train, f"benchmark: {dataset}/{found[0]}", threads))
-    train_timed(cfg, phase.label, threads, phase)
+    train_from_start_run(cfg, recipes, dataset, data_root, phase, threads)
     phase("eval_pgd", lambda: "reused" if pgd_is_current(eval_cfg) else (evaluate_pgd(eval_cfg) and "evaluated"))
     phase("eval_attribution_strong", lambda: "reused" if attribution_is_current(strong_cfg)
           else (evaluate_attribution(strong_cfg) and "evaluated"))
@@ -164,10 +172,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/benchm
           else _figure_panel(strong_cfg, dataset, run_dir / FIGURE_PANEL_FILE))
     phases = phase.phases
 
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
-        if (run_dir / name).is_file():
-            atomic_write_bytes(out / name, (run_dir / name).read_bytes())
+    copy_run_files(run_dir, out, RUN_FILES)
     pgd = read_result(run_dir / PGD_RESULT_FILE, PGD_RESULT)
     strong = read_result(run_dir / STRONG_RESULT_FILE, ATTRIBUTION_RESULT)
     certified = read_result(run_dir / CERTIFY_RESULT_FILE)

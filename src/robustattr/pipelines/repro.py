@@ -33,7 +33,8 @@ from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_r
 from robustattr.files import atomic_write_bytes
 from robustattr.pipelines.stages import attribution_is_current, is_trained, pgd_is_current, train_or_resume
 from robustattr.pipelines.units import (
-    METHODS, PhaseClock, Unit, attack_overrides, ensure_init_run, figure_index, machine, finished_unit, read_recipe, select_methods,
+    METHODS, PhaseClock, Unit, attack_overrides, copy_run_files, ensure_init_run, figure_index, finished_unit, machine,
+    read_recipe, select_methods,
 )
 
 __all__ = ["METHODS", "UNIT_FILE", "run_repro", "run_unit"]
@@ -103,9 +104,7 @@ def run_unit(dataset: str, method: str, *, recipes: str | Path = "configs/repro"
 
     phase("figure", figure)
 
-    for name in RUN_FILES:
-        if (run_dir / name).is_file():
-            atomic_write_bytes(out / name, (run_dir / name).read_bytes())
+    copy_run_files(run_dir, out, RUN_FILES)
     pgd = read_result(run_dir / PGD_RESULT_FILE, PGD_RESULT)
     attr = read_result(run_dir / ATTRIBUTION_RESULT_FILE, ATTRIBUTION_RESULT)
     strong = read_result(run_dir / STRONG_RESULT_FILE, ATTRIBUTION_RESULT)

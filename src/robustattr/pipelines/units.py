@@ -32,7 +32,7 @@ from robustattr.pipelines.stages import is_trained, train_or_resume
 from robustattr.training.objectives import REGISTRY
 
 __all__ = ["METHODS", "SECTIONS", "Unit", "PhaseClock", "read_recipe", "machine", "ensure_init_run",
-           "init_recipe", "figure_index", "attack_overrides"]
+           "init_recipe", "figure_index", "attack_overrides", "copy_run_files"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,15 @@ def finished_unit(unit_file: Path, digest: str) -> dict[str, Any] | None:
         return None
     done = read_json(unit_file, record({}), kind="unit record", fix="delete it to run the unit again")
     return done if done.get("recipe_sha256") == digest else None
+
+
+def copy_run_files(run_dir: Path, out: Path, names: Sequence[str]) -> None:
+    """Copy each of ``names`` that ``run_dir`` holds to ``out`` (created when missing), each file
+    atomically; the lists name results and configs, never a checkpoint."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (run_dir / name).is_file():
+            atomic_write_bytes(out / name, (run_dir / name).read_bytes())
 
 
 def machine() -> dict[str, Any]:
