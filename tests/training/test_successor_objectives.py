@@ -21,7 +21,7 @@ from robustattr.training.objectives import objective_info, objective_keys
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SLUGS = ("trades", "igr", "lga", "ssr", "art")
 KEYS = {"trades": {"beta", "trades_start_std"}, "igr": {"igr_base", "beta", "trades_start_std"},
-        "lga": {"lga_variant", "lam_l2", "lam_cos", "lam_hessian"}, "ssr": {"ssr_alpha", "ssr_scale"},
+        "lga": {"lga_variant", "lam_l2", "lam_cos", "lam_hessian", "lga_detach_source_grad"}, "ssr": {"ssr_alpha", "ssr_scale"},
         "art": {"gamma", "art_top_k", "art_steps", "art_step_size"}}
 # A CPU-sized step: the quick preset's settings on a batch of 20.
 SMALL = ["device=cpu", "training_batch_size=10", "num_steps=4", "num_output_steps=1", "num_checkpoint_steps=10", "keep_checkpoints=5"]

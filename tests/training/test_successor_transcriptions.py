@@ -143,13 +143,13 @@ def igr_example(model, x, y, u, base, lam=1.0, m=4, beta=1.0, std=0.001, steps=3
     return loss + lam * (1 - cos(ig(model, x, y, m, False).detach(), ig(model, x_adv, y, m, True)))
 
 
-def lga_example(model, x, y, u, variant, lam_l2=0.1, lam_cos=1.0, lam_h=1.0):
+def lga_example(model, x, y, u, variant, lam_l2=0.1, lam_cos=1.0, lam_h=1.0, detach=True):
     if variant == "hessian":
         v = gauss(u)
         g, leaf = logit_grad(model, x, y, True, softplus=True)
         hv = grad_of((g * v).sum(), leaf, True)
         return ce(model, x, y) + lam_h * hv.square().sum()
-    g0 = logit_grad(model, x, y, False)[0].detach()
+    g0 = logit_grad(model, x, y, False)[0].detach() if detach else logit_grad(model, x, y, True)[0]
     g1 = logit_grad(model, torch.clamp(x + u, 0, 1), y, True)[0]
     return ce(model, x, y) + lam_l2 * (g0 - g1).square().sum() + lam_cos * (1 - cos(g0, g1)) / 2
 
@@ -179,6 +179,7 @@ CASES = {
     "igr-madry": (lambda: IGR(pgd_steps=3, step_size=0.1, m=4, base="madry"), lambda *a: igr_example(*a, "madry")),
     "lga": (lambda: LGA(), lambda *a: lga_example(*a, "gradient")),
     "lga-hessian": (lambda: LGA(variant="hessian"), lambda *a: lga_example(*a, "hessian")),
+    "lga-both-differentiated": (lambda: LGA(detach_source=False), lambda *a: lga_example(*a, "gradient", detach=False)),
     "ssr": (lambda: SSR(), lambda *a: ssr_example(*a)),
     "art": (lambda: ART(pgd_steps=2, step_size=0.1, top_k=50), lambda *a: art_example(*a)),
 }

@@ -125,7 +125,8 @@ class IGR(_Successor):
 @dataclass(frozen=True)
 class LGA(_Successor):
     """LGA (Joo et al. 2023): CE(f(x), y) + λ_l2·‖g(x) − g(x′)‖² + λ_cos·(1 − cos(g(x), g(x′)))/2,
-    x′ = clip(x + U(−ε, ε)), g = ∇ₓ f_y, g(x) detached (``variant="gradient"``); or
+    x′ = clip(x + U(−ε, ε)), g = ∇ₓ f_y, g(x) detached unless ``detach_source=False``
+    (``variant="gradient"``); or
     CE + λ_h·‖∇ₓ(vᵀ∇ₓ f_y)‖², v ~ N(0, I) = x′ − x, on the softplus surrogate (``"hessian"``).
     No inner maximisation: ``pgd_steps`` and ``step_size`` are unused."""
 
@@ -133,10 +134,11 @@ class LGA(_Successor):
     lam_l2: float = 0.1
     lam_cos: float = 1.0
     lam_hessian: float = 1.0
+    detach_source: bool = True
 
     def hyper(self) -> LGAParams:
         return _checked(LGAParams, {"variant": self.variant, "lam_l2": self.lam_l2, "lam_cos": self.lam_cos,
-                                    "lam_hessian": self.lam_hessian})
+                                    "lam_hessian": self.lam_hessian, "detach_source": self.detach_source})
 
     def terms(self, model: nn.Module, x: Tensor, y: Tensor) -> LossOut:
         return lga(model, x, y, self._params())

@@ -3,7 +3,8 @@ maximisation — the cheapest of the attribution-robust objectives.
 
 Gradient variant (``lga_variant=gradient``): x′ = clip(x + z), z ~ U(−ε, ε), and
     CE(f(x), y) + λ_l2·‖g(x) − g(x′)‖² + λ_cos·(1 − cos(g(x), g(x′)))/2
-with g = ∇ₓ f_y the input gradient of the true-class logit, g(x) a constant (detached) and g(x′)
+with g = ∇ₓ f_y the input gradient of the true-class logit, g(x) a constant (detached, the authors'
+default; ``lga_detach_source_grad=false`` differentiates it too, their other setting) and g(x′)
 differentiated to second order.
 
 Hessian variant (``lga_variant=hessian``): CE(f(x), y) + λ_h·‖∇ₓ(vᵀ∇ₓ f_y(x))‖², v ~ N(0, I), a
@@ -40,6 +41,9 @@ class LGAParams:
     lam_cos: float = objective_key(1.0, "LGA's weight of (1 - cos(g(x), g(x+z)))/2", keys.FLOAT, keys.NONNEG)
     lam_hessian: float = objective_key(1.0, "LGA's weight of ||grad_x(v . grad_x f_y)||^2 (lga_variant=hessian)",
                                        keys.FLOAT, keys.NONNEG)
+    detach_source: bool = objective_key(
+        True, "LGA (gradient variant): treat g(x) as a constant, as the authors' default "
+        "(detach_source_grad); false differentiates both gradients", keys.BOOL, key="lga_detach_source_grad")
 
 
 def lga_point(x: Tensor, params: ObjectiveParams, variant: str) -> Tensor:
@@ -54,7 +58,8 @@ def lga_point(x: Tensor, params: ObjectiveParams, variant: str) -> Tensor:
 def lga_regularizer(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, hp: LGAParams) -> Tensor:
     """The weighted LGA term per example, (B,), differentiable w.r.t. the parameters.
 
-    Gradient variant: λ_l2·‖g(x) − g(x′)‖² + λ_cos·(1 − cos(g(x), g(x′)))/2, g(x) detached.
+    Gradient variant: λ_l2·‖g(x) − g(x′)‖² + λ_cos·(1 − cos(g(x), g(x′)))/2, g(x) detached unless
+    ``hp.detach_source`` is false.
     Hessian variant: λ_h·‖∇ₓ(vᵀ∇ₓ f_y(x))‖² with v = x′ − x, on the softplus surrogate.
     """
     if hp.variant == "hessian":
@@ -64,7 +69,9 @@ def lga_regularizer(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, hp: L
         grad, _ = logit_gradient(smooth, leaf, y, create_graph=True)
         (hv,) = torch.autograd.grad((grad * v).sum(), leaf, create_graph=True)
         return hp.lam_hessian * hv.flatten(1).square().sum(1)
-    clean, _ = logit_gradient(model, x, y, create_graph=False)
+    # With g(x) a constant the update is not the gradient of any one function of the weights (the
+    # target moves with them); differentiating both makes it one (docs/objectives.md, LGA).
+    clean, _ = logit_gradient(model, x.detach(), y, create_graph=not hp.detach_source)
     moved, _ = logit_gradient(model, x_adv.detach(), y, create_graph=True)
     diff = (clean - moved).flatten(1).square().sum(1)
     return hp.lam_l2 * diff + hp.lam_cos * (1.0 - cosine(clean, moved)) / 2.0
