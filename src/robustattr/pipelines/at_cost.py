@@ -142,8 +142,8 @@ def _run_one(dataset: str, method: str, steps: int, budget: float, ref_cost: flo
 
     folder = at_cost_folder(COST_FRACTION)
     unit_recipe = read_benchmark_recipe(recipes, dataset, method, data_root)
-    run_dir = Path(unit_recipe.train.model_dir).parent.with_name(
-        f"{Path(unit_recipe.train.model_dir).parent.name}-{folder}") / method
+    runs = Path(unit_recipe.train.model_dir).parent  # runs/benchmark/<dataset>
+    run_dir = runs.with_name(f"{runs.name}-{folder}") / method
     cfg = unit_recipe.train.replace(model_dir=str(run_dir), max_num_training_steps=steps)
     strong_cfg = unit_recipe.strong.replace(model_dir=str(run_dir), max_num_training_steps=steps)
     # The recipe, and the step count derived from the reference's cost: a change of either redoes it.
