@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ import pytest
 
 from robustattr.reports.benchmark import (
     train_cost_seconds,
-    BenchmarkRow, Estimate, binomial_estimate, bootstrap_estimate, collect_rows, draw_frontier, format_report,
-    pareto_optimal, verdict,
+    BenchmarkRow, Estimate, binomial_estimate, bootstrap_estimate, collect_at_cost_rows, collect_rows, draw_frontier,
+    format_at_cost_table, format_report, pareto_optimal, verdict,
 )
 
 
@@ -126,3 +127,13 @@ def test_cost_axis_is_cpu_time_not_wall_time_under_load(tmp_path):
     assert row.train_core_hours == pytest.approx(3160.4 / 3600)
     assert row.train_wall_core_hours == pytest.approx(3545.3 / 3600)
     assert "training wall × threads 0.985 core-h" in format_report([row], "mnist")
+
+
+def test_at_cost_rows_carry_the_step_count_apart_from_the_method_name(tmp_path):
+    rows = [(0, 1, 0.4, 0.2, 1, 0.9, 0.5)]
+    _write_unit(tmp_path / "lga", "lga", cost=700.0, rows=rows, certified=[0.3])
+    (row,) = collect_at_cost_rows([tmp_path / "lga"])
+    assert (row.method, row.display, row.method_display) == ("lga@100", "LGA, 100 steps", "LGA")
+    # The method column names the method only, also when its display name has a comma in it.
+    table = format_at_cost_table([row, replace(row, method_display="LGA, both gradients")])
+    assert "| LGA | 100 | 0.194 |" in table and "| LGA, both gradients | 100 |" in table

@@ -119,6 +119,8 @@ class BenchmarkRow:
     train_wall_core_hours: float | None = None
     #: The share of the strong evaluation's images the model classifies correctly (binomial).
     attacked_accuracy: Estimate | None = None
+    #: The method's display name without the step count a cost-matched row adds to ``display``.
+    method_display: str = ""
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
@@ -216,7 +218,8 @@ def collect_at_cost_rows(folders: Sequence[str | Path]) -> list[BenchmarkRow]:
     out = []
     for row in collect_rows(folders):
         steps = row.train_steps
-        out.append(replace(row, method=f"{row.method}@{steps}", display=f"{row.display}, {steps} steps"))
+        out.append(replace(row, method=f"{row.method}@{steps}", display=f"{row.display}, {steps} steps",
+                           method_display=row.display))
     return out
 
 
@@ -338,7 +341,7 @@ def format_at_cost_table(rows: Sequence[BenchmarkRow]) -> str:
     for r in rows:
         cost = f"{r.train_core_hours:.3f}" if r.train_core_hours is not None else "not recorded"
         accuracy = r.attacked_accuracy.format(100, 1) if r.attacked_accuracy is not None else "—"
-        lines.append("| " + " | ".join([r.display.split(",")[0], str(r.train_steps), cost, accuracy, r.strong_in.format(),
+        lines.append("| " + " | ".join([r.method_display or r.display, str(r.train_steps), cost, accuracy, r.strong_in.format(),
                                         r.strong_co.format(), r.cosine.format(), r.lens_recall.format()]) + " |")
     return "\n".join(lines)
 
