@@ -15,7 +15,7 @@ import pytest
 from robustattr.reports.benchmark import (
     train_cost_seconds,
     BenchmarkRow, Estimate, binomial_estimate, bootstrap_estimate, collect_at_cost_rows, collect_rows, draw_frontier,
-    format_at_cost_table, format_report, pareto_optimal, verdict,
+    format_at_cost_table, format_paired_table, format_report, paired_difference, pareto_optimal, verdict,
 )
 
 
@@ -133,7 +133,34 @@ def test_at_cost_rows_carry_the_step_count_apart_from_the_method_name(tmp_path):
     rows = [(0, 1, 0.4, 0.2, 1, 0.9, 0.5)]
     _write_unit(tmp_path / "lga", "lga", cost=700.0, rows=rows, certified=[0.3])
     (row,) = collect_at_cost_rows([tmp_path / "lga"])
-    assert (row.method, row.display, row.method_display) == ("lga@100", "LGA, 100 steps", "LGA")
+    assert (row.method, row.display, row.method_display) == ("lga@100", "LGA (100 steps)", "LGA")
     # The method column names the method only, also when its display name has a comma in it.
     table = format_at_cost_table([row, replace(row, method_display="LGA, both gradients")])
     assert "| LGA | 100 | 0.194 |" in table and "| LGA, both gradients | 100 |" in table
+    # Outside the Pareto sets of the full units, but named among the points when they are counted.
+    _write_unit(tmp_path / "madry", "madry", cost=3600.0, rows=[(0, 1, 0.3, 0.1, 1, 0.9, 0.5)], certified=[0.3])
+    full = collect_rows([tmp_path / "madry"])
+    text = format_report(full, "mnist", at_cost=[row])
+    assert "- Pareto-optimal for (training cost, strong CO): Madry\n" in text
+    assert "Counting the cost-matched units as points too: Pareto-optimal for (cost, strong CO): LGA (100 steps);" in text
+
+
+def test_paired_difference_sees_a_shift_the_unpaired_intervals_hide(tmp_path):
+    # Two units on the same 40 images: B is A lowered by 0.01 in CO on every image, the images themselves
+    # spread widely. The units' own intervals overlap; the paired difference's does not hold 0.
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.1, 0.9, size=(40, 2))
+    rows_a = [(i, 1, base[i, 0], base[i, 1], 1, 0.9, 0.5) for i in range(40)]
+    rows_b = [(i, 1, base[i, 0], base[i, 1] - 0.01, 1, 0.9, 0.5) for i in range(40)] + [(40, 1, 0.5, 0.5, 1, 0.9, 0.5)]
+    _write_unit(tmp_path / "ig-sum-norm", "ig-sum-norm", cost=3600.0, rows=rows_a, certified=[0.3])
+    _write_unit(tmp_path / "lga", "lga", cost=800.0, rows=rows_b, certified=[0.3])
+    ref, lga = collect_rows([tmp_path / "ig-sum-norm", tmp_path / "lga"])
+    assert lga.strong_co.low < ref.strong_co.value < lga.strong_co.high  # unpaired: the intervals overlap
+    d_in, d_co = paired_difference(lga, ref)
+    assert d_in.n == d_co.n == 40  # image 40 is lga's only: left out
+    assert d_in.value == pytest.approx(0.0) and d_in.low == pytest.approx(0.0) and d_in.high == pytest.approx(0.0)
+    assert d_co.value == pytest.approx(-0.01) and d_co.high < 0.0
+    table = format_paired_table([ref, lga], ref)
+    assert "| LGA | 40 |" in table and "IG-SUM-NORM |" not in table.splitlines()[2]
+    report = format_report([ref, lga], "mnist")
+    assert "## Against IG-SUM-NORM, image by image" in report and "paired over the 40 images" in report

@@ -15,7 +15,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from robustattr.training.objectives import REGISTRY
 
 __all__ = ["Estimate", "BenchmarkRow", "Verdict", "binomial_estimate", "bootstrap_estimate", "pareto_optimal",
            "collect_rows", "collect_at_cost_rows", "train_cost_seconds", "verdict", "format_table",
-           "format_at_cost_table", "format_verdict", "format_report", "draw_frontier", "REFERENCE", "COST_FRACTION",
+           "format_at_cost_table", "format_paired_table", "format_verdict", "paired_difference", "format_report", "draw_frontier", "REFERENCE", "COST_FRACTION",
            "BOOTSTRAP_SEED", "BOOTSTRAP_RESAMPLES"]
 
 #: The method the verdict measures every other against, and the cost share it allows them.
@@ -121,6 +121,9 @@ class BenchmarkRow:
     attacked_accuracy: Estimate | None = None
     #: The method's display name without the step count a cost-matched row adds to ``display``.
     method_display: str = ""
+    #: Per attacked image (test index → (strong IN, strong CO), failures scored 1): what a paired
+    #: comparison of two units on the images both attacked needs.
+    strong_per_image: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
@@ -203,6 +206,8 @@ def _row(folder: Path) -> BenchmarkRow:
         init_from=unit.get("init_from"),
         train_wall_core_hours=wall / 3600 if wall is not None else None,
         attacked_accuracy=binomial_estimate(len(strong) / len(strong_all), len(strong_all)) if strong_all else None,
+        strong_per_image={int(r["index"]): (r.get("intersection", float("nan")), r.get("kendall", float("nan")))
+                          for r in strong if not math.isnan(r.get("index", float("nan")))},
     )
 
 
@@ -213,14 +218,25 @@ def collect_rows(folders: Sequence[str | Path]) -> list[BenchmarkRow]:
 
 def collect_at_cost_rows(folders: Sequence[str | Path]) -> list[BenchmarkRow]:
     """One row per cost-matched unit folder (``pipelines.at_cost``) holding a ``unit.json``; its
-    ``method`` and ``display`` name the step count ("lga@2000", "LGA, 2000 steps") so that it
+    ``method`` and ``display`` name the step count ("lga@2000", "LGA (2000 steps)") so that it
     stands apart from the method's full unit. NA, AA and the certificate are not evaluated there."""
     out = []
     for row in collect_rows(folders):
         steps = row.train_steps
-        out.append(replace(row, method=f"{row.method}@{steps}", display=f"{row.display}, {steps} steps",
+        out.append(replace(row, method=f"{row.method}@{steps}", display=f"{row.display} ({steps} steps)",
                            method_display=row.display))
     return out
+
+
+def paired_difference(row: BenchmarkRow, reference: BenchmarkRow) -> tuple[Estimate, Estimate] | None:
+    """Strong IN and CO of ``row`` minus ``reference``'s on the images both attacked, each with a
+    paired percentile-bootstrap interval (the images resampled together, so the spread between
+    images, which both units share, cancels); None when they have no image in common."""
+    common = sorted(set(row.strong_per_image) & set(reference.strong_per_image))
+    if not common:
+        return None
+    diffs = [[row.strong_per_image[i][k] - reference.strong_per_image[i][k] for i in common] for k in (0, 1)]
+    return bootstrap_estimate(diffs[0]), bootstrap_estimate(diffs[1])
 
 
 def _display(method: str) -> str:
@@ -302,6 +318,31 @@ def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: 
     return Verdict(pareto_co, pareto_in, names(_pareto_3(rows)), ref, matches, closest)
 
 
+def format_paired_table(rows: Sequence[BenchmarkRow], reference: BenchmarkRow) -> str:
+    """Markdown: each row's paired difference from ``reference`` (``paired_difference``); empty when
+    no row shares an image with it."""
+    lines = []
+    for r in rows:
+        diff = paired_difference(r, reference) if r.method != reference.method else None
+        if diff is not None:
+            lines.append(f"| {r.display} | {diff[0].n} | {diff[0].format(digits=4)} | {diff[1].format(digits=4)} |")
+    if not lines:
+        return ""
+    head = f"| method | images | strong IN − {reference.display}'s | strong CO − {reference.display}'s |"
+    return "\n".join([head, "|---|---|---|---|", *lines])
+
+
+def _paired_lines(rows: Sequence[BenchmarkRow], ref: BenchmarkRow) -> list[str]:
+    lines = []
+    for row in rows:
+        diff = paired_difference(row, ref)
+        if diff is not None:
+            lines.append(f"  - {row.display} minus {ref.display}, paired over the {diff[0].n} images both attacked "
+                         f"(mean [95 % bootstrap interval]): strong IN {diff[0].format(digits=4)}, strong CO "
+                         f"{diff[1].format(digits=4)}; an interval that holds 0 is no measured difference.")
+    return lines
+
+
 def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = REFERENCE,
                    fraction: float = COST_FRACTION, *, at_cost: Sequence[BenchmarkRow] = ()) -> str:
     """The verdict as Markdown bullet points, numbers included."""
@@ -310,6 +351,13 @@ def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = RE
     lines = [f"- Pareto-optimal for (training cost, strong CO): {join(v.pareto_co)}",
              f"- Pareto-optimal for (training cost, strong IN): {join(v.pareto_in)}",
              f"- Pareto-optimal for (training cost, strong IN, strong CO) together: {join(v.pareto_both)}"]
+    if at_cost:
+        both = [*rows, *at_cost]
+        costs = [r.train_core_hours for r in both]
+        pick = lambda flags: ", ".join(r.display for r, f in zip(both, flags) if f) or "none"  # noqa: E731
+        lines.append("- Counting the cost-matched units as points too: Pareto-optimal for (cost, strong CO): "
+                     f"{pick(pareto_optimal(costs, [r.strong_co.value for r in both]))}; for (cost, strong IN): "
+                     f"{pick(pareto_optimal(costs, [r.strong_in.value for r in both]))}")
     ref = v.reference
     if ref is None or ref.train_core_hours is None:
         lines.append(f"- The {reference} unit is {'not finished' if ref is None else 'without a recorded cost'}: "
@@ -321,11 +369,15 @@ def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = RE
     if v.matches:
         lines.append(f"- Reaches {ref.display}'s strong IN and CO (at least its interval's lower end) at ≤ "
                      f"{fraction:.0%} of its cost: {join(v.matches)}.")
+        lines += _paired_lines([r for r in (*rows, *at_cost) if r.method in v.matches], ref)
     elif v.closest is not None:
         method, gin, gco = v.closest
+        row = next(r for r in (*rows, *at_cost) if r.method == method)
         lines.append(f"- No method reaches {ref.display}'s strong IN and CO at ≤ {fraction:.0%} of its cost. Closest: "
-                     f"{display.get(method, method)}, short of the interval's lower end by {gin:.3f} IN and "
-                     f"{gco:.3f} Kendall.")
+                     f"{display.get(method, method)} ({row.train_core_hours:.3f} core-h), strong IN "
+                     f"{row.strong_in.value:.4f} and CO {row.strong_co.value:.4f} against the interval's lower ends "
+                     f"{ref.strong_in.low:.4f} and {ref.strong_co.low:.4f}: short by {gin:.4f} IN and {gco:.4f} CO.")
+        lines += _paired_lines([row], ref)
     else:
         lines.append(f"- No finished method costs ≤ {fraction:.0%} of {ref.display}'s training cost.")
     return "\n".join(lines)
@@ -374,6 +426,13 @@ def format_report(rows: Sequence[BenchmarkRow], dataset: str, *, notes: Sequence
                   "margin), at the step cost its full unit measured; the same strong evaluation on the same images "
                   "(`robustattr benchmark DATASET --at-cost`; no NA/AA or certificate).", "",
                   format_at_cost_table(at_cost)]
+    paired = format_paired_table([*rows, *at_cost], v.reference) if v.reference is not None else ""
+    if paired:
+        parts += ["", f"## Against {v.reference.display}, image by image", "",
+                  f"Each unit's strong IN and CO minus {v.reference.display}'s on the images both attacked (the same "
+                  "test images, so the spread between images cancels): mean [95 % paired bootstrap interval]. An "
+                  "interval that holds 0 is no measured difference; one that does not is a real one, even when "
+                  "the two units' own intervals overlap.", "", paired]
     parts += ["", "## Verdict", "", format_verdict(v, rows, at_cost=at_cost), ""]
     if notes:
         parts += ["## Units and figures", "", *notes, ""]
