@@ -374,7 +374,7 @@ def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = RE
         method, gin, gco = v.closest
         row = next(r for r in (*rows, *at_cost) if r.method == method)
         lines.append(f"- No method reaches {ref.display}'s strong IN and CO at ≤ {fraction:.0%} of its cost. Closest: "
-                     f"{display.get(method, method)} ({row.train_core_hours:.3f} core-h), strong IN "
+                     f"{display.get(method, method)} at {row.train_core_hours:.3f} core-h, strong IN "
                      f"{row.strong_in.value:.4f} and CO {row.strong_co.value:.4f} against the interval's lower ends "
                      f"{ref.strong_in.low:.4f} and {ref.strong_co.low:.4f}: short by {gin:.4f} IN and {gco:.4f} CO.")
         lines += _paired_lines([row], ref)
