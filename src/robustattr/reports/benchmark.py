@@ -6,7 +6,9 @@ they work on whatever units are finished. Intervals: NA and AA get the binomial 
 sqrt(p (1 − p) / n); every attribution metric and the certificate a seeded percentile-bootstrap 95 %
 interval of the mean over the per-image rows of the correctly classified (so attacked) images. Strong
 IN and CO come in both failure conventions: an image no member found a label-keeping iterate for
-scored (1, 1) as the paper does, or dropped from the mean as ART/SSR do.
+scored (1, 1) as the paper does, or dropped from the mean as ART/SSR do. Units are also compared
+with the reference image by image (``paired_difference``: a paired bootstrap over the test images
+both attacked), which separates real differences from overlapping intervals.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from robustattr.training.objectives import REGISTRY
 
 __all__ = ["Estimate", "BenchmarkRow", "Verdict", "binomial_estimate", "bootstrap_estimate", "pareto_optimal",
            "collect_rows", "collect_at_cost_rows", "train_cost_seconds", "verdict", "format_table",
-           "format_at_cost_table", "format_paired_table", "format_verdict", "paired_difference", "format_report", "draw_frontier", "REFERENCE", "COST_FRACTION",
-           "BOOTSTRAP_SEED", "BOOTSTRAP_RESAMPLES"]
+           "format_at_cost_table", "format_paired_table", "format_verdict", "paired_difference", "format_report",
+           "draw_frontier", "REFERENCE", "COST_FRACTION", "BOOTSTRAP_SEED", "BOOTSTRAP_RESAMPLES"]
 
 #: The method the verdict measures every other against, and the cost share it allows them.
 REFERENCE = "ig-sum-norm"
