@@ -68,6 +68,17 @@ def test_verdict_match_and_closest():
     assert v.matches == () and v.closest == ("ssr", pytest.approx(0.08), pytest.approx(0.03))
     assert verdict([ref, costly]).closest is None
     assert verdict([cheap_bad]).reference is None
+    assert v.pareto_co_with_at_cost == v.pareto_in_with_at_cost == ()
+
+
+def test_verdict_counts_cost_matched_units_in_their_own_pareto_sets():
+    ref = _row("ig-sum-norm", 4.0, 0.60, 0.30)
+    full = _row("lga", 4.5, 0.62, 0.28)  # dominated on CO by the reference
+    cut = _row("lga@900", 0.9, 0.61, 0.27)  # cheap: on both frontiers once counted
+    v = verdict([ref, full], at_cost=[cut])
+    assert set(v.pareto_co) == {"ig-sum-norm"} and set(v.pareto_in) == {"ig-sum-norm", "lga"}
+    assert set(v.pareto_co_with_at_cost) == {"lga@900", "ig-sum-norm"}
+    assert set(v.pareto_in_with_at_cost) == {"lga@900", "lga"}
 
 
 def _write_unit(folder: Path, method: str, *, cost: float | None, rows: list[tuple], certified: list[float]) -> None:

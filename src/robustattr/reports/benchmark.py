@@ -272,6 +272,9 @@ class Verdict:
             reach the lower end of the reference's 95 % interval.
         closest: when none matches, the cheap-enough method with the smallest shortfall and its
             shortfalls (IN, CO) below the reference's interval; None when no method is cheap enough.
+        pareto_co_with_at_cost, pareto_in_with_at_cost: the first two sets again with the
+            cost-matched units counted as points (their ``method`` keys, "lga@1356"); empty when
+            there are none.
     """
 
     pareto_co: tuple[str, ...]
@@ -280,6 +283,8 @@ class Verdict:
     reference: BenchmarkRow | None
     matches: tuple[str, ...]
     closest: tuple[str, float, float] | None
+    pareto_co_with_at_cost: tuple[str, ...] = ()
+    pareto_in_with_at_cost: tuple[str, ...] = ()
 
 
 def _pareto_3(rows: Sequence[BenchmarkRow]) -> list[bool]:
@@ -301,13 +306,17 @@ def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: 
     strong IN and CO (each at least the lower end of the reference's interval) at ≤ ``fraction`` of
     its training cost: a full unit that cheap, or a cost-matched unit (``at_cost``) whose recorded
     cost stayed within it."""
-    costs = [r.train_core_hours for r in rows]
-    names = lambda flags: tuple(r.method for r, f in zip(rows, flags) if f)  # noqa: E731
-    pareto_co = names(pareto_optimal(costs, [r.strong_co.value for r in rows]))
-    pareto_in = names(pareto_optimal(costs, [r.strong_in.value for r in rows]))
+    def pareto_sets(points: Sequence[BenchmarkRow]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        costs = [r.train_core_hours for r in points]
+        return tuple(tuple(r.method for r, f in zip(points, pareto_optimal(costs, [score(r).value for r in points])) if f)
+                     for score in (lambda r: r.strong_co, lambda r: r.strong_in))
+
+    pareto_co, pareto_in = pareto_sets(rows)
+    with_at_cost = pareto_sets([*rows, *at_cost]) if at_cost else ((), ())
+    both = tuple(r.method for r, f in zip(rows, _pareto_3(rows)) if f)
     ref = next((r for r in rows if r.method == reference), None)
     if ref is None or ref.train_core_hours is None:
-        return Verdict(pareto_co, pareto_in, names(_pareto_3(rows)), ref, (), None)
+        return Verdict(pareto_co, pareto_in, both, ref, (), None, *with_at_cost)
     cheap = [r for r in (*rows, *at_cost) if r.method != reference and r.train_core_hours is not None
              and r.train_core_hours <= fraction * ref.train_core_hours]
     gaps = {r.method: (max(0.0, ref.strong_in.low - r.strong_in.value), max(0.0, ref.strong_co.low - r.strong_co.value))
@@ -317,7 +326,7 @@ def verdict(rows: Sequence[BenchmarkRow], reference: str = REFERENCE, fraction: 
     if not matches and gaps:
         best = min(gaps, key=lambda m: max(gaps[m]))
         closest = (best, *gaps[best])
-    return Verdict(pareto_co, pareto_in, names(_pareto_3(rows)), ref, matches, closest)
+    return Verdict(pareto_co, pareto_in, both, ref, matches, closest, *with_at_cost)
 
 
 def format_paired_table(rows: Sequence[BenchmarkRow], reference: BenchmarkRow) -> str:
@@ -354,12 +363,8 @@ def format_verdict(v: Verdict, rows: Sequence[BenchmarkRow], reference: str = RE
              f"- Pareto-optimal for (training cost, strong IN): {join(v.pareto_in)}",
              f"- Pareto-optimal for (training cost, strong IN, strong CO) together: {join(v.pareto_both)}"]
     if at_cost:
-        both = [*rows, *at_cost]
-        costs = [r.train_core_hours for r in both]
-        pick = lambda flags: ", ".join(r.display for r, f in zip(both, flags) if f) or "none"  # noqa: E731
         lines.append("- Counting the cost-matched units as points too: Pareto-optimal for (cost, strong CO): "
-                     f"{pick(pareto_optimal(costs, [r.strong_co.value for r in both]))}; for (cost, strong IN): "
-                     f"{pick(pareto_optimal(costs, [r.strong_in.value for r in both]))}")
+                     f"{join(v.pareto_co_with_at_cost)}; for (cost, strong IN): {join(v.pareto_in_with_at_cost)}")
     ref = v.reference
     if ref is None or ref.train_core_hours is None:
         lines.append(f"- The {reference} unit is {'not finished' if ref is None else 'without a recorded cost'}: "
