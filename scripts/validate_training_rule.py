@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 
 from robustattr.evaluation import evaluate_pgd
-from robustattr.evaluation.results import write_json_atomic
+from robustattr.evaluation.accuracy import PGD_RESULT_FILE
+from robustattr.evaluation.results import read_result, write_json_atomic
 from robustattr.pipelines.benchmark import read_benchmark_recipe
 from robustattr.pipelines.stages import pgd_is_current, train_or_resume
 
@@ -67,7 +68,7 @@ def run(name: str) -> dict:
     train_cpu = time.process_time() - started if status != "reused" else None
     eval_cfg = unit.evaluate.replace(model_dir=str(RUNS / name), max_num_training_steps=steps,
                                      eval_split="validation", num_eval_examples=5000, num_adversarial_examples=1000)
-    result = json.loads((RUNS / name / "eval_pgd.json").read_text()) if pgd_is_current(eval_cfg) else evaluate_pgd(eval_cfg)
+    result = read_result(RUNS / name / PGD_RESULT_FILE) if pgd_is_current(eval_cfg) else evaluate_pgd(eval_cfg)
     out = RESULTS / f"{name}.json"
     earlier = json.loads(out.read_text()) if out.is_file() else {}
     record = {"variant": name, "changed": change, "train_steps": steps, **ramp, **change,
