@@ -71,11 +71,12 @@ def test_default_portfolio_is_unchanged():
     walks = portfolio(2, 3)
     assert [w.name for w in walks] == ["topK", "topK_random_start_1", "topK_random_start_2", "mass_center",
                                        "random", "map_distance", "topK_lens", "ig_cosine_1", "ig_cosine_2",
-                                       "targeted_shift"]
-    assert [w.stream for w in walks] == [0, 101, 102, 1, 2, 3, 5, 2001, 2002, 6]
-    assert [w.random_start for w in walks] == [False, True, True, False, False, True, True, True, True, False]
+                                       "targeted_shift", "rank_kendall_1", "rank_kendall_2"]
+    assert [w.stream for w in walks] == [0, 101, 102, 1, 2, 3, 5, 2001, 2002, 6, 4001, 4002]
+    assert [w.random_start for w in walks] == [False, True, True, False, False, True, True, True, True, False,
+                                               True, True]
     # The new members always take their direction from all IG points (full_direction).
-    assert [w.direction_n_steps for w in walks] == [None, 3, 3, 3, 3, 3, None, None, None, None]
+    assert [w.direction_n_steps for w in walks] == [None, 3, 3, 3, 3, 3, None, None, None, None, None, None]
     assert [w.name for w in portfolio(0)] == ["topK", "mass_center", "random", "map_distance", "topK_lens",
                                               "targeted_shift"]
 
@@ -103,7 +104,7 @@ def test_a_member_registered_from_user_code_joins_both_attacks(user_member):
     r = attribution_attack(model, x, y, tiny, method="darken_centre")
     assert r.found.all()
     strong = strong_attribution_attack(model, x, y, tiny)
-    assert strong.members[-1] == "darken_centre" and strong.member_values["kendall"].shape == (11, 4)
+    assert strong.members[-1] == "darken_centre" and strong.member_values["kendall"].shape == (13, 4)
     with pytest.raises(ValueError, match="already registered"):
         register_member(Member("darken_centre", _darken_centre, stream=78))
     with pytest.raises(ValueError, match="stream"):

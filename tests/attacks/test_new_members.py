@@ -1,4 +1,4 @@
-"""The members of issue 22 (ig_cosine, targeted_shift, topK_lens), the budget levels and the strong
+"""The members of issue 22 (ig_cosine, targeted_shift, topK_lens, and rank_kendall), the budget levels and the strong
 evaluation's running worst case and label-keeping flag.
 
 Directions are checked against central finite differences of the member's whole objective on the
@@ -13,13 +13,15 @@ import torch
 
 from robustattr.attacks import AttackSettings, strong_attribution_attack
 from robustattr.attacks.attribution_objectives import saliency, top_k_mask
-from robustattr.attacks.members import MEMBERS
+from robustattr.attacks.members import MEMBERS, rank_kendall
+from robustattr.attacks.members.rank_kendall import smooth_kendall_tau
 from robustattr.attacks.members.targeted_shift import shifted_target
 from robustattr.attacks.members.top_k_lens import dilated_top_k_mask
 from robustattr.attacks.settings import BUDGETS
 from robustattr.attacks.strong_attribution import METRICS
 from robustattr.attacks.walk import WalkMember, WalkSaliency, WalkState
 from robustattr.errors import UserInputError
+from robustattr.metrics import kendall_tau
 
 from .test_attribution_attack import Tiny
 
@@ -43,7 +45,7 @@ def _whole_objective(member, surrogate, x, y, rows, n_steps):
     return d
 
 
-@pytest.mark.parametrize("name", ["ig_cosine", "targeted_shift", "topK_lens"])
+@pytest.mark.parametrize("name", ["ig_cosine", "targeted_shift", "topK_lens", "rank_kendall"])
 def test_direction_is_the_sign_of_the_second_order_gradient(name):
     model, x, y = _model_and_batch()
     member = MEMBERS[name]
@@ -83,6 +85,42 @@ def test_ig_cosine_on_a_detached_map_has_no_direction():
     detached = saliency(sal.surrogate_of(model), xc, y, "ig", 4).detach()
     value = MEMBERS["ig_cosine"].objective(detached, {"s0": s0})
     assert not value.requires_grad  # nothing to differentiate: the direction would be all zeros
+
+
+def test_smooth_kendall_tends_to_kendall_s_tau_without_ties():
+    gen = torch.Generator().manual_seed(1)
+    a = torch.rand(4, 6, 7, generator=gen, dtype=torch.float64)
+    b = (a + 0.4 * torch.rand(4, 6, 7, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    got = smooth_kendall_tau(a, b, temperature=1e-6)
+    torch.testing.assert_close(got, kendall_tau(a, b.detach()), atol=1e-3, rtol=0)
+    # At the member's temperature it is smooth: every pixel of b gets a gradient.
+    smooth_kendall_tau(a, b).sum().backward()
+    assert (b.grad != 0).all()
+
+
+def test_smooth_kendall_pairs_ties_in_the_clean_map_with_nothing():
+    a = torch.zeros(1, 4, 4, dtype=torch.float64)
+    a[0, 0, :2] = torch.tensor([2.0, 1.0])  # one ordered pair, the rest tied
+    b = torch.rand(1, 4, 4, dtype=torch.float64)
+    b[0, 0, :2] = torch.tensor([5.0, 0.0])
+    concordant = smooth_kendall_tau(a, b, temperature=1e-6)
+    b[0, 0, :2] = torch.tensor([0.0, 5.0])
+    assert concordant > 0 > smooth_kendall_tau(a, b, temperature=1e-6)
+
+
+def test_smooth_kendall_on_large_maps_pairs_each_pixel_with_a_grid(monkeypatch):
+    monkeypatch.setattr(rank_kendall, "MAX_COLUMNS", 16)
+    gen = torch.Generator().manual_seed(2)
+    a = torch.rand(2, 8, 8, generator=gen, dtype=torch.float64)
+    b = (a + 0.3 * torch.rand(2, 8, 8, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    got = smooth_kendall_tau(a, b, temperature=1e-6)
+    fa, fb = a.flatten(1), b.detach().flatten(1)
+    cols = range(0, 64, 4)  # every 4th pixel: 16 columns
+    want = torch.stack([sum(torch.sign(fa[e, i] - fa[e, j]) * torch.sign(fb[e, i] - fb[e, j])
+                            for i in range(64) for j in cols) / (64 * 16 - 16) for e in range(2)])
+    torch.testing.assert_close(got, want, atol=1e-3, rtol=0)
+    smooth_kendall_tau(a, b).sum().backward()
+    assert (b.grad != 0).all()  # rows are every pixel, so every pixel of the map moves
 
 
 def test_the_lens_member_s_mask_is_the_3x3_neighbourhood_of_the_top_k():
@@ -154,6 +192,7 @@ def test_budget_levels_set_restarts_and_steps(level):
     assert s.starts == want.random_starts and s.strong_steps == 4  # the faithful walk's iterations
     r = strong_attribution_attack(model, x, y, s)
     assert sum(m.startswith("topK_random_start_") for m in r.members) == want.random_starts
+    assert sum(m.startswith("rank_kendall_") for m in r.members) == want.random_starts
     assert sum(m.startswith("ig_cosine_") for m in r.members) == want.random_starts
     assert r.history["kendall"].shape[0] == s.strong_steps
     # An explicit strong_random_starts wins over the level's.

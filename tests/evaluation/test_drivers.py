@@ -116,9 +116,10 @@ def test_strong_evaluation_sits_beside_the_faithful_one_and_is_never_above_it(ru
         assert {k: result[k] for k in settings} == json.loads(json.dumps(settings))
         assert result["checkpoint_step"] is not None and result["checkpoint_sha256"]
     members = strong["members"]
-    assert members[0] == "topK" and len(members) == 10 and strong["strong_random_starts"] == 2
+    assert members[0] == "topK" and len(members) == 12 and strong["strong_random_starts"] == 2
     assert [m for m in members if "cosine" in m or "target" in m or "lens" in m] == [
         "topK_lens", "ig_cosine_1", "ig_cosine_2", "targeted_shift"]
+    assert members[-2:] == ["rank_kendall_1", "rank_kendall_2"]
     assert strong["attribution_attack_budget"] == "standard" and "neighbourhood_kendall" in strong
     assert "lens_kendall" not in strong and "lens_kendall" in faithful  # the faithful file is unchanged
     breakdown = strong["member_breakdown"]

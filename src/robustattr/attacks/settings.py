@@ -32,7 +32,7 @@ STRONG = "strong"
 @dataclass(frozen=True)
 class Budget:
     """What a strong-evaluation budget level sets: ``random_starts`` copies of each member with
-    ``copies`` (topK_random_start, ig_cosine), and ``share``: how many walks' worth of moves the
+    ``copies`` (topK_random_start, ig_cosine, rank_kendall), and ``share``: how many walks' worth of moves the
     portfolio's other members make together per iteration, beside the faithful topK walk, which
     moves at every one of the ``attribution_attack_steps`` iterations. Each other walk j moves
     every ``stride_j`` = ⌈W / (share · w_j)⌉-th iteration (w_j its member's ``weight``, W their sum)

@@ -10,7 +10,11 @@ walked by each member of a portfolio, all members stacked in one batch:
 - ``mass_center``: moves the saliency centre of mass (spec §4.2's other objective);
 - ``random``: random ±1 steps (no objective: a floor any real attack should beat);
 - ``map_distance``: from a seeded random start, ascends ‖S₂ − S⁰‖², a dense objective whose
-  gradient reaches every lit pixel whatever the top-k sets.
+  gradient reaches every lit pixel whatever the top-k sets;
+- ``topK_lens``, ``ig_cosine_r``, ``targeted_shift``: the later literature's attacks (issue 22);
+- ``rank_kendall_r`` (r = 1..R): from a seeded uniform point of the ε-ball ∩ pixel range, descends a
+  smooth Kendall's τ of the maps; it shares the random-start topK walks' moves (measured on
+  validation images, docs/attribution-evaluation.md, "Ninth pass").
 
 Every member keeps the label as the faithful walk does (an iterate that flips the prediction
 never counts; the walk goes on from it). For each metric on its own (top-k intersection at

@@ -9,8 +9,8 @@ evaluation every member with ``in_portfolio`` (``attacks.strong_attribution.port
 
     >>> from robustattr.attacks.members import MEMBERS
     >>> [m.name for m in MEMBERS.values()]            # in ``order``
-    ['topK', 'topK_random_start', 'topK_lens', 'mass_center', 'random', 'map_distance', 'ig_cosine',
-     'targeted_shift', 'target']
+    ['topK', 'topK_random_start', 'mass_center', 'random', 'map_distance', 'topK_lens', 'ig_cosine',
+     'targeted_shift', 'rank_kendall', 'target']
 
 An objective is a pure function ``(s2, state) -> (B,)``: ``s2`` the (B, H, W) saliency map of the
 surrogate at the current iterate, differentiable w.r.t. it, and ``state`` the per-example tensors
