@@ -2,8 +2,8 @@
 
 Ours: ``robustattr.attacks.strong_attribution.strong_attribution_attack`` at a budget level
 (``--budget``, default ``standard``: the faithful topK walk, R = 2 topK walks from random starts,
-mass_center, random, map_distance, topK_lens, R ig_cosine walks and targeted_shift, stacked in one
-batch; every direction from all ``n_steps`` IG points; the walks but the faithful one share the
+mass_center, random, map_distance, topK_lens, R ig_cosine walks, targeted_shift and R rank_kendall
+walks, stacked in one batch; every direction from all ``n_steps`` IG points; the walks but the faithful one share the
 level's ``share`` of moves per iteration, each moving every ``stride``-th iteration with a
 ``stride``-times step). Reference: ``robustattr.attacks.attribution_attack``
 with the faithful topK walk (flat-objective rule on) on the same images, same steps, same IG
@@ -129,7 +129,8 @@ def _pass_seconds(model, x, y, attack: AttackSettings, repeats: int) -> dict[str
 def main() -> None:
     parser = common.common_args(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16, help="images attacked together")
-    # 26: a whole cycle of the standard portfolio's strides (5, 13, 26), so every member moves its share.
+    # 26: a whole cycle of the standard portfolio's strides 13 and 26, so those members move their share;
+    # the stride-9 walks move 3 times in 26 (a little over their 1/9: the ratio errs high).
     parser.add_argument("--steps", type=int, default=26, help="attack steps (paper: 100)")
     parser.add_argument("--ig-steps", type=int, default=20, help="IG points n (paper: 100)")
     parser.add_argument("--budget", default="standard", choices=("fast", "standard", "thorough"),
