@@ -110,6 +110,14 @@ def test_benchmark_runs_records_cost_and_skips_finished_units(mnist_root, tmp_pa
     assert "finished before" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()} == before
     assert _unit(results, "lga") == first
+    assert "stale" not in (results / "mnist" / "report.md").read_text()
+
+    # A unit whose strong result came from another portfolio (an older robustattr) is named stale.
+    kept = results / "mnist" / "lga" / "eval_attribution_strong.json"
+    strong = json.loads(kept.read_text())
+    kept.write_text(json.dumps({**strong, "members": strong["members"][:-2]}))
+    assert main(args) == 0
+    assert "**stale**: the strong results of lga were computed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("change, expected", [

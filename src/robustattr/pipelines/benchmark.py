@@ -29,7 +29,7 @@ from robustattr.config import Config
 from robustattr.evaluation.results import ATTRIBUTION_RESULT, PGD_RESULT, read_result
 from robustattr.files import atomic_write_bytes
 from robustattr.pipelines.stages import (
-    attribution_is_current, certify_is_current, is_trained, pgd_is_current, train_or_resume,
+    attribution_is_current, attribution_result_is_stale, certify_is_current, is_trained, pgd_is_current, train_or_resume,
 )
 from robustattr.pipelines.units import (
     METHODS, PhaseClock, Unit, attack_overrides, copy_run_files, figure_index, finished_unit, init_recipe, machine,
@@ -264,6 +264,19 @@ def _methods_figure(dataset: str, units: list[tuple[str, Unit]], results: Path) 
     return f"attack figure (test image {index}, one row per method): {figure.name}"
 
 
+def _stale_strong_results(units: list[tuple[str, Unit]], folder: Path, cut: Path) -> list[str]:
+    """The full and cost-matched units (``folder/<method>``, ``cut/<method>``) whose strong result
+    file records other settings than their recipe's strong evaluation now."""
+    from robustattr.evaluation import STRONG_RESULT_FILE
+
+    stale = []
+    for method, unit in units:
+        for where, label in ((folder, method), (cut, f"{cut.name}/{method}")):
+            if attribution_result_is_stale(where / method / STRONG_RESULT_FILE, unit.strong):
+                stale.append(label)
+    return stale
+
+
 def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: str | Path = "configs/benchmark",
                   results: str | Path = "results/benchmark", data_root: str | None = None,
                   force: bool = False, at_cost: bool = False) -> str:
@@ -299,6 +312,12 @@ def run_benchmark(dataset: str, *, methods: list[str] | None = None, recipes: st
                      f"<method>/{CONVERGENCE_FIGURE} for {', '.join(drawn)}")
     units = [(m, read_benchmark_recipe(recipes, dataset, m, data_root)) for m in finished if (recipes / dataset / f"{m}.json").is_file()]
     notes.append(f"- {_methods_figure(dataset, units, results)}")
+    stale = _stale_strong_results(units, folder, cut)
+    if stale:
+        notes.insert(0, f"- **stale**: the strong results of {', '.join(stale)} were computed with other settings than "
+                        f"the recipes' now (e.g. an older strong portfolio), so their rows are not comparable with "
+                        f"the others; `robustattr benchmark {dataset} --methods METHOD --force` (with `--at-cost` "
+                        f"for a cost-matched unit) evaluates them again and reuses the training")
     text = format_report(rows, dataset, notes=[*lines, *notes], at_cost=cut_rows)
     atomic_write_bytes(folder / "report.md", text.encode())
     return text
