@@ -136,7 +136,7 @@ def test_new_strong_member_is_one_module(tmp_path: Path, natural_mnist_run: Path
     result = json.loads(_cli(src, "eval", "attribution", str(run), *[a for s in tiny for a in ("--set", s)],
                              data_root=mnist_root).stdout)
     members = result["members"]
-    assert members[-1] == "map_entropy" and members[0] == "topK" and len(members) == 11
+    assert members[-1] == "map_entropy" and members[0] == "topK" and len(members) == 13
     assert result["member_breakdown"]["map_entropy"]["kendall"] >= result["kendall"]
     with open(run / "eval_attribution_strong_examples.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["correct"] == "1"]
