@@ -63,13 +63,13 @@ def result_is_current(path: Path, settings: Mapping[str, Any], run_dir: str | Pa
     older files lack it with a known meaning, ``_ABSENT_MEANS``)."""
     if not path.exists():
         return False
-    return _records(path, settings) and read_result(path).get("checkpoint_step") == max(
-        list_checkpoints(run_dir), default=None)
+    result = read_result(path)
+    return _records(result, settings) and result.get("checkpoint_step") == max(list_checkpoints(run_dir), default=None)
 
 
-def _records(path: Path, settings: Mapping[str, Any]) -> bool:
-    """The result file ``path`` records every one of ``settings`` with the same value."""
-    result: dict[str, Any] = {**_ABSENT_MEANS, **read_result(path)}
+def _records(result: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """The result file's content ``result`` records every one of ``settings`` with the same value."""
+    result = {**_ABSENT_MEANS, **result}
     wanted = json.loads(json.dumps(dict(settings)))  # tuples as the file has them: lists
     return all(key in result and result[key] == value for key, value in wanted.items())
 
@@ -84,22 +84,21 @@ def attribution_is_current(cfg: Config) -> bool:
     """The attribution result file of ``cfg``'s evaluation (faithful or strong, by
     ``attribution_attack_method``) holds what ``evaluate_attribution(cfg)`` would compute."""
     name = attribution_robustness.result_files(cfg.attribution_attack_method)[0]
+    return result_is_current(Path(cfg.model_dir) / name, _attribution_settings(cfg), cfg.model_dir)
+
+
+def _attribution_settings(cfg: Config) -> dict[str, Any]:
+    """What an attribution result file of ``cfg``'s evaluation records: its images and result settings."""
     images = cfg.dataset_info().split_sizes[cfg.eval_split]
-    settings = {"num_examples": min(cfg.num_attribution_examples or cfg.num_eval_examples, images),
-                **attribution_robustness.result_settings(cfg)}
-    return result_is_current(Path(cfg.model_dir) / name, settings, cfg.model_dir)
+    return {"num_examples": min(cfg.num_attribution_examples or cfg.num_eval_examples, images),
+            **attribution_robustness.result_settings(cfg)}
 
 
 def attribution_result_is_stale(path: Path, cfg: Config) -> bool:
     """True when ``path``, an attribution result file kept apart from its run (a benchmark unit's
     copy), records other settings than ``cfg``'s evaluation would use now — e.g. a strong result from
     an older portfolio, whose ``members`` differ. False when there is no such file."""
-    if not path.is_file():
-        return False
-    images = cfg.dataset_info().split_sizes[cfg.eval_split]
-    settings = {"num_examples": min(cfg.num_attribution_examples or cfg.num_eval_examples, images),
-                **attribution_robustness.result_settings(cfg)}
-    return not _records(path, settings)
+    return path.is_file() and not _records(read_result(path), _attribution_settings(cfg))
 
 
 def certify_is_current(cfg: Config) -> bool:
