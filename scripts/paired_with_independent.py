@@ -22,6 +22,7 @@ import numpy as np
 from robustattr.reports.benchmark import bootstrap_estimate
 
 STRONG_CSV, INDEPENDENT_CSV = "eval_attribution_strong_examples.csv", "independent_topk_walks.csv"
+STRONG_COLUMNS, INDEPENDENT_COLUMNS = ("index", "correct", "intersection", "kendall"), ("index", "intersection", "kendall")
 
 
 def per_image(strong_dir: Path, independent_dir: Path) -> dict[int, tuple[dict, dict]]:
@@ -47,9 +48,21 @@ def main() -> None:
     p.add_argument("reference_strong", type=Path, help="the reference's benchmark folder")
     p.add_argument("reference_independent", type=Path, help="the reference's independent-attack folder")
     args = p.parse_args()
+    files = [args.unit_strong / STRONG_CSV, args.unit_independent / INDEPENDENT_CSV,
+             args.reference_strong / STRONG_CSV, args.reference_independent / INDEPENDENT_CSV]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        p.error(f"no such file: {', '.join(missing)}")  # one line, exit 2
+    for f, columns in zip(files, [STRONG_COLUMNS, INDEPENDENT_COLUMNS] * 2):
+        with open(f, newline="") as fh:
+            lacking = sorted(set(columns) - set(next(csv.reader(fh), [])))
+        if lacking:
+            p.error(f"{f}: no column {', '.join(lacking)}; is it the file its name says?")
     unit = per_image(args.unit_strong, args.unit_independent)
     reference = per_image(args.reference_strong, args.reference_independent)
     common = sorted(set(unit) & set(reference))
+    if not common:
+        p.error("the two units have no attacked image in common with an independent-attack row")
     print("common images", len(common))
     for metric in ("intersection", "kendall"):
         for name, with_independent in (("strong only", False), ("min(strong, independent)", True)):

@@ -47,3 +47,23 @@ def test_worst_case_over_both_attacks_on_the_common_images(tmp_path):
     assert f"[{expected.low:+.4f}, {expected.high:+.4f}]" in kendall_both
     intersection_strong = next(v for k, v in lines.items() if k[0] == "intersection" and k[1] == "strong")
     assert "unit 0.6000 reference 0.5000 diff +0.1000" in intersection_strong
+
+
+def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
+    strong = _write(tmp_path / "unit_s", "eval_attribution_strong_examples.csv",
+                    ["index", "correct", "intersection", "kendall"], [[0, 1, 0.5, 0.2]])
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(strong), str(tmp_path / "nowhere"), str(strong),
+                           str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "no such file" in proc.stderr and "independent_topk_walks.csv" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_file_without_the_columns_is_refused(tmp_path):
+    strong = _write(tmp_path / "unit_s", "eval_attribution_strong_examples.csv",
+                    ["index", "correct", "intersection", "kendall"], [[0, 1, 0.5, 0.2]])
+    independent = _write(tmp_path / "unit_i", "independent_topk_walks.csv", ["index", "top_k"], [[0, 0.5]])
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(strong), str(independent), str(strong), str(independent)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "no column intersection, kendall" in proc.stderr and "Traceback" not in proc.stderr
